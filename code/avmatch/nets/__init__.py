@@ -1,0 +1,1 @@
+"""The coupled towers and the factory that names them."""

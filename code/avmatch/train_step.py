@@ -1,0 +1,126 @@
+"""The training step: select pairs in inference mode, then learn from the kept pairs only.
+
+A batch holds W windows; each gives a genuine and an impostor pair (2W pairs, the order of
+instance.window_pairs). One step:
+  (a) distances of all 2W pairs with batch norm in inference mode;
+  (b) the pairs to keep (pair_selection.hard_pair_mask, or every pair without selection);
+  (c) forward and backward in training mode where the kept pairs alone count: dropped pairs
+      get weight 0 in the loss and in the batch statistics, so they contribute no gradient and
+      the result equals running the towers on the kept pairs alone (the reference's way,
+      `pairwise_loss`), while the shapes stay static and the mouth tower runs once per window;
+  (d) the optimiser update and the moving average of the weights.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from avmatch.instance import l2_distances, window_pairs
+from avmatch.losses import contrastive_loss
+from avmatch.pair_selection import all_pairs_mask, hard_pair_mask
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """What the step needs besides the networks: margins and the selection rule."""
+    margin_gen: float = 0.0
+    margin_imp: float = 100.0
+    hard_margin: float = 10.0
+    online_pair_selection: bool = True
+
+
+def kept_pairs(instance, batch, config):
+    """bool (2W,): the pairs of `batch` that the training pass learns from."""
+    labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
+    if not config.online_pair_selection:
+        return all_pairs_mask(labels)
+    distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
+                                          batch["speech_impostor"], training=False)
+    return hard_pair_mask(labels, distances, config.hard_margin)
+
+
+def weighted_loss(instance, batch, pair_weights, config, global_weight=None):
+    """Loss of the kept pairs in training mode.
+
+    Args:
+      batch: dict mouth (W, 9, 60, 100), speech_genuine / speech_impostor (W, T, F, C).
+      pair_weights: float32 (2W,), 1 for a kept pair, 0 for a dropped one.
+      global_weight: the kept-pair count over all replicas (None: this batch's count).
+    Returns:
+      (total loss scalar, contrastive part scalar, distances (2W,)). Under a distribution
+      strategy the replica losses add up to the loss of the whole batch.
+    """
+    labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
+    distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
+                                          batch["speech_impostor"], training=True,
+                                          pair_weights=pair_weights)
+    data_loss = contrastive_loss(labels, distances, config.margin_gen, config.margin_imp,
+                                 weights=pair_weights)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if global_weight is not None:
+        data_loss = data_loss * tf.reduce_sum(pair_weights) / tf.maximum(global_weight, 1.0)
+    total = data_loss + instance.regularization_loss() / replicas
+    return total, data_loss, distances
+
+
+def pairwise_loss(instance, batch, keep, config):
+    """The reference's way, for tests and the baseline: gather the kept pairs and run the
+    towers on them (a mouth cube once per kept pair). Returns (total loss, distances (K,))."""
+    labels, window_index = window_pairs(tf.shape(batch["mouth"])[0])
+    speech = tf.concat([batch["speech_genuine"], batch["speech_impostor"]], 0)
+    mouth = tf.boolean_mask(tf.gather(batch["mouth"], window_index), keep)
+    speech = tf.boolean_mask(speech, keep)
+    distances = l2_distances(instance.embed_speech(speech, training=True),
+                             instance.embed_mouth(mouth, training=True))
+    loss = contrastive_loss(tf.boolean_mask(labels, keep), distances, config.margin_gen,
+                            config.margin_imp)
+    return loss + instance.regularization_loss(), distances
+
+
+class TrainStep:
+    """One compiled training step over a distribution strategy.
+
+    __call__(batch) with a distributed batch of W windows returns a dict:
+      loss: contrastive + weight decay, summed over replicas (scalar);
+      distances: (2W,) training-mode distances; labels: (2W,); kept: bool (2W,).
+    """
+
+    def __init__(self, instance, optimizer, variables, averages, config, strategy,
+                 jit_compile=False):
+        self.instance = instance
+        self.optimizer = optimizer
+        self.variables = list(variables)
+        self.averages = averages
+        self.config = config
+        self.strategy = strategy
+        self._replica_fn = tf.function(self._replica_step, jit_compile=jit_compile)
+        self._step = tf.function(self._distributed_step)
+
+    def _replica_step(self, batch):
+        keep = kept_pairs(self.instance, batch, self.config)
+        weights = tf.cast(keep, tf.float32)
+        context = tf.distribute.get_replica_context()
+        global_weight = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))
+        with tf.GradientTape() as tape:
+            total, _, distances = weighted_loss(self.instance, batch, weights, self.config,
+                                                global_weight)
+        grads = tape.gradient(total, self.variables)
+        return total, distances, keep, grads
+
+    def _distributed_step(self, batch):
+        def step_fn(batch):
+            total, distances, keep, grads = self._replica_fn(batch)
+            # Keras optimisers sum the replicas' gradients themselves.
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            self.averages.update(self.optimizer.iterations)
+            labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
+            return total, distances, labels, keep
+
+        total, distances, labels, keep = self.strategy.run(step_fn, args=(batch,))
+        reduce = self.strategy.experimental_local_results
+        return {"loss": self.strategy.reduce(tf.distribute.ReduceOp.SUM, total, axis=None),
+                "distances": tf.concat(reduce(distances), 0),
+                "labels": tf.concat(reduce(labels), 0),
+                "kept": tf.concat(reduce(keep), 0)}
+
+    def __call__(self, batch):
+        return self._step(batch)
