@@ -26,6 +26,11 @@ class WeightAverages(tf.Module):
         for shadow, variable in zip(self.shadows, self._variables):
             shadow.assign_sub((1.0 - decay) * (shadow - tf.convert_to_tensor(variable)))
 
+    def reset(self):
+        """Restarts every average at its variable's current value (after a warm start)."""
+        for shadow, variable in zip(self.shadows, self._variables):
+            shadow.assign(tf.convert_to_tensor(variable))
+
     def copy_to_variables(self):
         """Overwrites the variables with their averages (evaluation with averaged weights)."""
         for shadow, variable in zip(self.shadows, self._variables):

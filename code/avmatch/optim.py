@@ -1,8 +1,7 @@
 """Optimisers and learning-rate schedules with the reference's flags and defaults."""
 import keras
 
-OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
-DECAY_TYPES = ("exponential", "fixed", "polynomial")
+from avmatch.config import DECAY_TYPES, OPTIMIZERS
 
 
 def learning_rate_schedule(config, steps_per_epoch):

@@ -52,9 +52,9 @@ class Conv(keras.layers.Layer):
         in_channels = int(input_shape[-1])
         # slim's variance_scaling_initializer(factor=1, FAN_AVG) draws from a truncated normal.
         init = keras.initializers.VarianceScaling(1.0, "fan_avg", "truncated_normal")
-        self.kernel = self.add_weight(name="weights", shape=self.kernel_size + (in_channels, self.filters),
+        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (in_channels, self.filters),
                                       initializer=init)
-        self.bias = (self.add_weight(name="biases", shape=(self.filters,), initializer="zeros")
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
                      if self.use_bias else None)
         self._whole_input = (self.padding == "VALID"
                              and tuple(int(d) for d in input_shape[1:4]) == self.kernel_size)
@@ -189,7 +189,7 @@ class ConvBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.conv = Conv(filters, kernel_size, padding, formulation, weight_decay=weight_decay,
                          name="conv", dtype=self.dtype_policy)
-        self.batch_norm = BatchNorm(decay=batch_norm_decay, name="BatchNorm", dtype=self.dtype_policy)
+        self.batch_norm = BatchNorm(decay=batch_norm_decay, name="batch_norm", dtype=self.dtype_policy)
         self.activation = PReLU(name="activation", dtype=self.dtype_policy)
 
     def regularization_loss(self):

@@ -15,9 +15,18 @@ class Tower(keras.Model):
 
     def __init__(self, layers, head, to_5d, **kwargs):
         super().__init__(**kwargs)
-        self.body = layers
+        # Layers become named attributes so that checkpoints key them by the reference's
+        # scope names (mouth_cnn/conv1/...); a list attribute would not be saved.
+        self.layer_names = tuple(layer.name for layer in layers)
+        for layer in layers:
+            setattr(self, layer.name, layer)
         self.head = head
         self.to_5d = to_5d
+
+    @property
+    def body(self):
+        """The layers before the head, in order."""
+        return [getattr(self, name) for name in self.layer_names]
 
     def regularization_loss(self):
         """The L2 weight decay of every conv kernel, as slim's regularisers add it."""
@@ -38,4 +47,4 @@ class Tower(keras.Model):
 def head_conv(kernel_size, formulation, weight_decay, embedding_size=64, dtype="float32"):
     """The last layer: VALID conv with bias over the whole remaining input, no BN/activation."""
     return Conv(embedding_size, kernel_size, "VALID", formulation, use_bias=True,
-                weight_decay=weight_decay, name="fc_out", dtype=dtype)
+                weight_decay=weight_decay, name="head", dtype=dtype)

@@ -1,0 +1,65 @@
+"""Run configurations: small frozen dataclasses built from the entry scripts' flags and saved
+as JSON beside the checkpoints. Library modules take these, never flags."""
+import dataclasses
+import os
+
+DEFAULT_TRAIN_DIR = os.path.join("runs", "lipread")
+OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+DECAY_TYPES = ("exponential", "fixed", "polynomial")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything train.py reads; field names are the reference's flag names."""
+    train_dir: str = DEFAULT_TRAIN_DIR
+    data_dir: str = ""
+    model_speech_name: str = "lipread_speech"
+    model_mouth_name: str = "lipread_mouth"
+    batch_size: int = 32
+    num_epochs: int = 1
+    log_every_n_steps: int = 1
+    weight_decay: float = 4e-5
+    batch_norm_decay: float = 0.999
+    optimizer: str = "adam"
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    opt_epsilon: float = 1.0
+    momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    learning_rate_decay_type: str = "exponential"
+    learning_rate: float = 0.01
+    end_learning_rate: float = 1e-4
+    learning_rate_decay_factor: float = 0.94
+    num_epochs_per_decay: float = 5.0
+    moving_average_decay: float = 0.9999
+    margin_gen: float = 0.0
+    margin_imp: float = 100.0
+    hard_margin: float = 10.0
+    online_pair_selection: bool = True
+    checkpoint_path: str = ""
+    checkpoint_exclude_scopes: tuple = ()
+    trainable_scopes: tuple = ()
+    ignore_missing_vars: bool = False
+    distribution_strategy: str = "auto"
+    jit_compile: bool = True
+    max_checkpoints_to_keep: int = 5
+    seed: int = 0
+
+    def to_dict(self):
+        payload = dataclasses.asdict(self)
+        payload["checkpoint_exclude_scopes"] = list(self.checkpoint_exclude_scopes)
+        payload["trainable_scopes"] = list(self.trainable_scopes)
+        return payload
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Everything test.py reads."""
+    checkpoint_dir: str = DEFAULT_TRAIN_DIR
+    data_dir: str = ""
+    test_dir: str = ""
+    split: str = "test"
+    batch_size: int = 128
+    num_folds: int = 10
+    use_moving_average: bool = False

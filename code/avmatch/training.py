@@ -1,0 +1,220 @@
+"""The training run: data, towers, optimiser, checkpoints, logs and per-epoch evaluation."""
+import json
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from avmatch import checkpoints, metrics, optim, records
+from avmatch.config import STRATEGIES
+from avmatch.ema import WeightAverages
+from avmatch.input_pipeline import batches_per_epoch, load_dataset_info, window_batches
+from avmatch.instance import MatchingInstance
+from avmatch.scoring import make_scorer, score_split
+from avmatch.train_step import StepConfig, TrainStep
+
+
+
+def make_strategy(name):
+    """The tf.distribute strategy named by --distribution_strategy.
+
+    auto: MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy when more than
+    one GPU is visible, else the default (single-device) strategy.
+    """
+    if name == "auto":
+        if os.environ.get("TF_CONFIG"):
+            name = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "none"
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"distribution_strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def parameter_count(variables):
+    return int(sum(np.prod(v.shape) for v in variables))
+
+
+class _Interrupted(Exception):
+    """SIGTERM, turned into an exception so the run checkpoints before it stops."""
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted()
+
+
+class Trainer:
+    """One training run in `config.train_dir`, resumable."""
+
+    def __init__(self, config, data_dir):
+        self.config = config
+        self.info = load_dataset_info(data_dir, required_splits=("train", "test"))
+        self.strategy = make_strategy(config.distribution_strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size < 2 or config.batch_size % (2 * replicas):
+            raise ValueError(f"--batch_size={config.batch_size} must be a positive multiple of "
+                             f"{2 * replicas}: each window gives a genuine and an impostor pair "
+                             f"and the windows are split over {replicas} replica(s)")
+        self.windows_per_batch = config.batch_size // 2
+        self.steps_per_epoch = batches_per_epoch(self.info, "train", self.windows_per_batch)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the train split has {self.info.windows['train']} windows, fewer "
+                             f"than one batch of {self.windows_per_batch}; lower --batch_size")
+        tf.random.set_seed(config.seed)
+        with self.strategy.scope():
+            self.instance = MatchingInstance.create(
+                config.model_speech_name, config.model_mouth_name, self.info.speech_shape,
+                weight_decay=config.weight_decay, batch_norm_decay=config.batch_norm_decay)
+            self.variables = checkpoints.trainable_subset(self.instance.trainable_variables,
+                                                          config.trainable_scopes)
+            schedule = optim.learning_rate_schedule(config, self.steps_per_epoch)
+            self.optimizer = optim.make_optimizer(config, schedule)
+            self.optimizer.build(self.variables)
+            self.averages = WeightAverages(self.instance.trainable_variables,
+                                           config.moving_average_decay)
+            self.progress = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+                             "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False)}
+        checkpoint = checkpoints.training_checkpoint(self.instance, self.optimizer, self.averages,
+                                                     self.progress)
+        self.manager = tf.train.CheckpointManager(checkpoint, config.train_dir,
+                                                  config.max_checkpoints_to_keep)
+        step_config = StepConfig(config.margin_gen, config.margin_imp, config.hard_margin,
+                                 config.online_pair_selection)
+        self.train_step = TrainStep(self.instance, self.optimizer, self.variables, self.averages,
+                                    step_config, self.strategy,
+                                    jit_compile=config.jit_compile and replicas == 1)
+        self.scorer = make_scorer(self.instance)
+        self.writer = tf.summary.create_file_writer(config.train_dir)
+
+    # -- start -------------------------------------------------------------------------
+    def restore_or_initialise(self):
+        """Resumes from train_dir's latest checkpoint, or warm-starts from --checkpoint_path."""
+        if self.manager.latest_checkpoint:
+            self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("Resumed from %s: epoch %d, step %d of the epoch (global step %d)",
+                         self.manager.latest_checkpoint, int(self.progress["epoch"]),
+                         int(self.progress["step_in_epoch"]), int(self.optimizer.iterations))
+        elif self.config.checkpoint_path:
+            copied = checkpoints.warm_start(self.instance, self.config.checkpoint_path,
+                                            self.config.checkpoint_exclude_scopes,
+                                            self.config.ignore_missing_vars)
+            self.averages.reset()
+            logging.info("Fine-tuning from %s: %d variables copied", self.config.checkpoint_path,
+                         copied)
+
+    def log_towers(self):
+        for tower in (self.instance.speech_net, self.instance.mouth_net):
+            logging.info("Tower %s (%s): %d trainable parameters", tower.name,
+                         {"speech_cnn": self.config.model_speech_name,
+                          "mouth_cnn": self.config.model_mouth_name}[tower.name],
+                         parameter_count(tower.trainable_variables))
+
+    # -- loop --------------------------------------------------------------------------
+    def _epoch_batches(self, epoch, skip):
+        dataset = window_batches(self.info, "train", self.windows_per_batch, shuffle=True,
+                                 seed=self.config.seed + epoch, drop_remainder=True)
+        if skip:
+            dataset = dataset.skip(skip)
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def _log_step(self, epoch, index, out, elapsed_pairs, started):
+        kept = out["kept"].numpy()
+        labels = out["labels"].numpy()[kept]
+        distances = out["distances"].numpy()[kept]
+        loss = float(out["loss"])
+        batch = metrics.batch_metrics(labels, distances)
+        step = int(self.optimizer.iterations)
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("learning_rate", optim.current_learning_rate(self.optimizer))
+            tf.summary.scalar("kept_pairs", int(kept.sum()))
+            for name, value in batch.items():
+                if not math.isnan(value):
+                    tf.summary.scalar(f"train/{name}", value)
+        if (index + 1) % self.config.log_every_n_steps:
+            return
+        rate = elapsed_pairs / max(time.time() - started, 1e-9)
+        remaining = (self.steps_per_epoch - index - 1) * self.config.batch_size / max(rate, 1e-9)
+        if labels.min() == 1:
+            logging.info("Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, No contributing "
+                         "impostor pair! contrib = %d pairs", epoch + 1, index + 1,
+                         self.steps_per_epoch, loss, kept.sum())
+            return
+        logging.info("Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, EER= %.5f, AUC= %.5f, "
+                     "AP= %.5f, contrib = %d pairs  [%.1f pairs/s, epoch ETA %.0f s]",
+                     epoch + 1, index + 1, self.steps_per_epoch, loss, batch["eer"],
+                     batch["auc"], batch["ap"], kept.sum(), rate, remaining)
+
+    def _save(self):
+        path = self.manager.save(checkpoint_number=self.optimizer.iterations)
+        logging.info("Saved checkpoint %s", path)
+
+    def evaluate(self, epoch):
+        """Scores the test split with the current weights; logs, summarises, returns metrics."""
+        labels, distances = score_split(self.instance, self.info, "test", scorer=self.scorer)
+        result = metrics.fold_metrics(labels, distances, num_folds=min(10, len(labels) // 2))
+        logging.info("Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
+                     epoch + 1, result["eer"]["mean"], result["eer_interpolated"]["mean"],
+                     result["auc"]["mean"], result["ap"]["mean"], result["num_pairs"])
+        with self.writer.as_default(step=int(self.optimizer.iterations)):
+            for name in metrics.METRIC_NAMES:
+                tf.summary.scalar(f"test/{name}", result[name]["mean"])
+            for variable in self.instance.trainable_variables:
+                tf.summary.histogram(variable.path, variable)
+        return result
+
+    def _append_results(self, epoch, result, seconds):
+        path = os.path.join(self.config.train_dir, "results.json")
+        history = []
+        if os.path.exists(path):
+            with open(path) as handle:
+                history = [row for row in json.load(handle)["epochs"] if row["epoch"] != epoch + 1]
+        history.append({"epoch": epoch + 1, "global_step": int(self.optimizer.iterations),
+                        "train_seconds": round(seconds, 1), "test": result})
+        records.write_json_atomic(path, {"data_dir": self.info.data_dir, "epochs": history})
+
+    def run(self):
+        """Trains the remaining epochs; checkpoints each epoch and when interrupted."""
+        os.makedirs(self.config.train_dir, exist_ok=True)
+        records.write_json_atomic(os.path.join(self.config.train_dir, "config.json"),
+                                  dict(self.config.to_dict(), data_dir=self.info.data_dir))
+        self.restore_or_initialise()
+        self.log_towers()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        try:
+            self._train_epochs()
+        except (KeyboardInterrupt, _Interrupted):
+            self._save()
+            logging.warning("Interrupted: progress saved; run the same command again to resume")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _train_epochs(self):
+        while int(self.progress["epoch"]) < self.config.num_epochs:
+            epoch = int(self.progress["epoch"])
+            skip = int(self.progress["step_in_epoch"])
+            started = time.time()
+            pairs = 0
+            for index, batch in enumerate(self._epoch_batches(epoch, skip), start=skip):
+                out = self.train_step(batch)
+                self.progress["step_in_epoch"].assign(index + 1)
+                pairs += self.config.batch_size
+                self._log_step(epoch, index, out, pairs, started)
+            seconds = time.time() - started
+            self.progress["epoch"].assign(epoch + 1)
+            self.progress["step_in_epoch"].assign(0)
+            self._save()
+            logging.info("Epoch %d trained in %.1f s (%.1f pairs/s)", epoch + 1, seconds,
+                         pairs / max(seconds, 1e-9))
+            self._append_results(epoch, self.evaluate(epoch), seconds)

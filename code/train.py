@@ -1,0 +1,106 @@
+"""Trains the coupled 3D-CNN on genuine/impostor pairs.
+
+    python code/train.py --batch_size=32                   # the demo dataset
+    python code/train.py --data_dir=DATASET --train_dir=runs/grid --num_epochs=5
+
+--data_dir is a dataset written by data_preparation/build_dataset.py; without it the
+project's demo dataset is generated once (cached) and used. Re-running with the same
+--train_dir resumes the run.
+"""
+import os
+import sys
+
+from absl import app, flags, logging
+
+from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.config import DECAY_TYPES, OPTIMIZERS, STRATEGIES, TrainConfig
+
+FLAGS = flags.FLAGS
+_D = TrainConfig()
+
+flags.DEFINE_string("train_dir", _D.train_dir, "Directory for checkpoints, TensorBoard logs, "
+                    "config.json and results.json.")
+flags.DEFINE_string("data_dir", "", "Prepared dataset directory; empty = the demo dataset.")
+flags.DEFINE_string("model_speech_name", _D.model_speech_name, "Speech tower (nets_factory name).")
+flags.DEFINE_string("model_mouth_name", _D.model_mouth_name, "Mouth tower (nets_factory name).")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Pairs per batch (genuine + impostor; even).")
+flags.DEFINE_integer("num_epochs", _D.num_epochs, "Epochs to train in all (a resumed run "
+                     "continues up to this number).")
+flags.DEFINE_integer("log_every_n_steps", _D.log_every_n_steps, "Steps between log lines.")
+flags.DEFINE_float("weight_decay", _D.weight_decay, "L2 weight decay of the conv kernels.")
+flags.DEFINE_float("batch_norm_decay", _D.batch_norm_decay, "Decay of batch norm's moving "
+                   "statistics.")
+flags.DEFINE_enum("optimizer", _D.optimizer, list(OPTIMIZERS), "Optimiser.")
+flags.DEFINE_float("adam_beta1", _D.adam_beta1, "Adam: decay of the first moment.")
+flags.DEFINE_float("adam_beta2", _D.adam_beta2, "Adam: decay of the second moment.")
+flags.DEFINE_float("opt_epsilon", _D.opt_epsilon, "Epsilon of adam and rmsprop.")
+flags.DEFINE_float("momentum", _D.momentum, "Momentum of the momentum and rmsprop optimisers.")
+flags.DEFINE_float("rmsprop_decay", _D.rmsprop_decay, "RMSProp: decay of the squared gradient.")
+flags.DEFINE_enum("learning_rate_decay_type", _D.learning_rate_decay_type,
+                  list(DECAY_TYPES), "Learning-rate schedule.")
+flags.DEFINE_float("learning_rate", _D.learning_rate, "Initial learning rate.")
+flags.DEFINE_float("end_learning_rate", _D.end_learning_rate, "Final rate of the polynomial "
+                   "schedule.")
+flags.DEFINE_float("learning_rate_decay_factor", _D.learning_rate_decay_factor,
+                   "Exponential schedule: factor applied every num_epochs_per_decay epochs.")
+flags.DEFINE_float("num_epochs_per_decay", _D.num_epochs_per_decay, "Epochs between decays "
+                   "(and the length of the polynomial schedule).")
+flags.DEFINE_float("moving_average_decay", _D.moving_average_decay, "Decay of the moving "
+                   "average of the weights (test.py --use_moving_average).")
+flags.DEFINE_float("margin_gen", _D.margin_gen, "Contrastive loss: genuine margin.")
+flags.DEFINE_float("margin_imp", _D.margin_imp, "Contrastive loss: impostor margin.")
+flags.DEFINE_float("hard_margin", _D.hard_margin, "Online pair selection: keep impostors "
+                   "closer than the largest genuine distance plus this.")
+flags.DEFINE_boolean("online_pair_selection", _D.online_pair_selection, "Learn from the "
+                     "selected pairs only; false = every pair.")
+flags.DEFINE_string("checkpoint_path", "", "Checkpoint (file prefix or directory) to fine-tune "
+                    "from when train_dir has none.")
+flags.DEFINE_list("checkpoint_exclude_scopes", [], "Variable scopes (e.g. mouth_cnn/head) not "
+                  "taken from --checkpoint_path.")
+flags.DEFINE_list("trainable_scopes", [], "Only variables under these scopes are trained "
+                  "(e.g. speech_cnn); empty = all.")
+flags.DEFINE_boolean("ignore_missing_vars", False, "Skip variables --checkpoint_path lacks.")
+flags.DEFINE_enum("distribution_strategy", _D.distribution_strategy, list(STRATEGIES),
+                  "tf.distribute strategy (replaces the reference's --num_clones towers).")
+flags.DEFINE_boolean("jit_compile", _D.jit_compile, "Compile the training step with XLA "
+                     "(single replica).")
+flags.DEFINE_integer("max_checkpoints_to_keep", _D.max_checkpoints_to_keep, "Checkpoints kept.")
+flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuffling.")
+
+
+def config_from_flags():
+    return TrainConfig(**{field: getattr(FLAGS, field) for field in TrainConfig.__dataclass_fields__
+                          if field not in ("checkpoint_exclude_scopes", "trainable_scopes")},
+                       checkpoint_exclude_scopes=tuple(FLAGS.checkpoint_exclude_scopes),
+                       trainable_scopes=tuple(FLAGS.trainable_scopes))
+
+
+def resolve_data_dir(data_dir):
+    """The dataset to train on: --data_dir, or the demo dataset (generated on first use)."""
+    if data_dir:
+        return data_dir
+    from avprep.demo_data import ensure_demo_dataset
+    logging.info("No --data_dir given: using the demo dataset (synthetic talking faces)")
+    path = ensure_demo_dataset(log=logging.info)
+    logging.info("Demo dataset: %s", path)
+    return path
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from avmatch.training import Trainer
+    config = config_from_flags()
+    try:
+        trainer = Trainer(config, resolve_data_dir(config.data_dir))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(exit_on_usage_error(main))

@@ -1,0 +1,273 @@
+"""Building a dataset from a folder of raw videos: the orchestration.
+
+For every video (in worker processes when num_workers > 1): decode at 30 fps with 16 kHz
+mono audio, track the mouth (dlib), compute the clip's speech features, cut the windows
+and their genuine/impostor speech; workers return numpy arrays only (they never import
+TensorFlow) and the main process stores each video's windows as a part file with a done
+marker (avprep.dataset_writer). A re-run skips finished videos, so an interrupted or
+killed build resumes where it stopped. When every video is done, the parts are gathered
+into the sharded TFRecord files and manifest.json.
+
+Several machines: give each the same input and output settings and --shard_index=i
+--num_shards=n; machine i processes every n-th video (of the sorted list) into
+<output_dir>/parts and does not gather. Then put all parts/ files in one output directory
+(they have distinct names; on a shared file system they already are) and run once more
+without the shard flags: it processes anything still missing and gathers.
+
+A bad input (missing, empty, corrupt, no video or audio stream, no face, too short for a
+window, ...) is skipped with its reason on the console and in the manifest; one bad file
+never stops the run.
+"""
+import dataclasses
+import multiprocessing
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+from avprep import dataset_writer, pairs, splits
+from avprep.mouth_tracking import MissingModelError, MouthTracker
+from avprep.speech_features import SpeechFeatureConfig, speech_features
+from avprep.video_io import DecodeError, decode_video
+
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Everything a build needs.
+
+    input_dir, output_dir: folders. split: splits.SplitConfig. speech: SpeechFeatureConfig.
+    window: pairs.WindowConfig. num_workers: processes decoding/tracking videos.
+    shard_index, num_shards: this machine's share of the videos (see module doc).
+    num_output_shards: TFRecord files per split. predictor_path: dlib 68-landmark model
+    (None: the one of face_recognition_models).
+    """
+    input_dir: str
+    output_dir: str
+    split: splits.SplitConfig = splits.SplitConfig()
+    speech: SpeechFeatureConfig = SpeechFeatureConfig()
+    window: pairs.WindowConfig = pairs.WindowConfig()
+    num_workers: int = 1
+    shard_index: int = 0
+    num_shards: int = 1
+    num_output_shards: int = 4
+    predictor_path: Optional[str] = None
+
+    def __post_init__(self):
+        if self.num_workers < 1 or self.num_output_shards < 1 or self.num_shards < 1:
+            raise ValueError("num_workers, num_output_shards and num_shards must be >= 1")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"shard_index must be in 0..{self.num_shards - 1}")
+        if abs(self.speech.frame_seconds - self.window.frame_seconds) > 1e-9:
+            raise ValueError("speech and window configs disagree on the frame step")
+
+    def part_settings(self):
+        """The settings the part files depend on (a JSON-ready dict)."""
+        return {"speech": self.speech.to_dict(), "window": self.window.to_dict()}
+
+
+def speech_shape(config):
+    """(T, F, C) of one speech cube."""
+    return (config.window.speech_frames, config.speech.num_features, config.speech.num_channels)
+
+
+def _silent_frames(decoded, entry, num_speech_frames, config):
+    """bool (T,) silent speech frames, or None when silent windows are kept."""
+    if not config.window.drop_silent:
+        return None
+    mask = None
+    if entry.align_path:
+        spans = splits.read_align(entry.align_path)
+        mask = pairs.speech_mask_from_spans(spans, num_speech_frames, config.window.frame_seconds)
+    silent = pairs.silent_speech_frames(decoded.audio, config.window, decoded.sample_rate, mask)
+    return silent[:num_speech_frames]
+
+
+class SkipVideo(Exception):
+    """A video that gives no windows, with the reason as message."""
+
+
+def _no_window_reason(num_frames, track, windows):
+    if not track.active.any():
+        return "no face found in any frame"
+    dropped = ", ".join(f"{k} {v}" for k, v in windows.dropped.items() if v)
+    return (f"no usable window (mouth found in {int(track.active.sum())} of {num_frames} "
+            f"frames; dropped: {dropped or 'none'})")
+
+
+def _analyse(entry, config, tracker):
+    """(number of frames, speech features (T, F, C), silent frames or None, MouthTrack).
+
+    Only this function holds the decoded frames, so they are freed when it returns.
+    """
+    decoded = decode_video(entry.path, fps=config.window.fps, sample_rate=SAMPLE_RATE,
+                           need_audio=True)
+    audio_seconds = decoded.audio.size / decoded.sample_rate
+    needed = config.window.window_seconds + config.window.impostor_shift
+    if min(decoded.duration, audio_seconds) < needed - 1e-6:
+        raise SkipVideo(f"too short: {decoded.duration:.2f} s of video, {audio_seconds:.2f} s "
+                        f"of audio; a window and its impostor shift need {needed:.2f} s")
+    features = speech_features(decoded.audio, config.speech)
+    silent = _silent_frames(decoded, entry, len(features), config)
+    return len(decoded.frames), features, silent, tracker.track(decoded.frames)
+
+
+def process_video(entry, config, tracker):
+    """Windows of one video and its status.
+
+    Args:
+      entry: splits.VideoEntry; config: BuildConfig; tracker: a MouthTracker.
+    Returns:
+      (pairs.Windows or None, status dict: video_id, status "ok"|"skipped", reason,
+      windows, frames, active_frames, dropped, seconds).
+    """
+    began = time.monotonic()
+    status = {"video_id": entry.video_id, "status": "skipped", "reason": "", "windows": 0}
+    try:
+        num_frames, features, silent, track = _analyse(entry, config, tracker)
+    except (DecodeError, SkipVideo) as error:
+        return None, _finish(status, began, reason=str(error))
+    windows = pairs.make_windows(track.crops, track.active, features, config.window,
+                                 entry.video_id, silent)
+    status.update(frames=num_frames, active_frames=int(np.count_nonzero(track.active)),
+                  dropped=windows.dropped)
+    if len(windows) == 0:
+        return None, _finish(status, began, reason=_no_window_reason(num_frames, track, windows))
+    return windows, _finish(status, began, status="ok", windows=len(windows))
+
+
+def process_video_safely(entry, config, tracker):
+    """process_video, with any failure but a missing landmark model turned into a skip:
+    one bad file must never stop a build of thousands, whatever library fails on it."""
+    try:
+        return process_video(entry, config, tracker)
+    except MissingModelError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported per file, see docstring
+        # retry: a later run tries the video again (the failure may not be the file's)
+        status = {"video_id": entry.video_id, "status": "skipped", "windows": 0, "retry": True,
+                  "reason": f"failed: {type(error).__name__}: {error}"}
+        return None, status
+
+
+def _finish(record, began, **updates):
+    record.update(updates)
+    record["seconds"] = round(time.monotonic() - began, 3)
+    return record
+
+
+class Progress:
+    """A one-line progress display on stderr: videos done/total, windows, skipped files."""
+
+    def __init__(self, total, stream=None):
+        self.total, self.done, self.windows, self.skipped = total, 0, 0, 0
+        self.stream = stream if stream is not None else sys.stderr
+        # a log file gets one line per video instead of carriage returns
+        self.redraw = "\r" if self.stream.isatty() else ""
+        self.end = "\033[K" if self.stream.isatty() else "\n"
+        self.began = time.monotonic()
+
+    def line(self):
+        """The current progress text."""
+        return (f"videos {self.done}/{self.total}  windows {self.windows}  "
+                f"skipped {self.skipped}  {time.monotonic() - self.began:.0f} s")
+
+    def update(self, status):
+        """Counts one finished video (its status dict) and redraws the line."""
+        self.done += 1
+        self.windows += status.get("windows", 0)
+        if status["status"] != "ok":
+            self.skipped += 1
+            self.stream.write(f"{self.redraw}skipped {status['video_id']}: "
+                              f"{status['reason']}{self.end if self.redraw else ''}\n")
+        self.stream.write(self.redraw + self.line() + self.end)
+        self.stream.flush()
+
+    def close(self):
+        """Ends the progress line."""
+        self.stream.write("\n" if self.redraw else "")
+        self.stream.flush()
+
+
+_worker_state = {}
+
+
+def _init_worker(config):
+    _worker_state["config"] = config
+    _worker_state["tracker"] = MouthTracker(config.predictor_path)
+
+
+def _work(entry):
+    windows, status = process_video_safely(entry, _worker_state["config"],
+                                           _worker_state["tracker"])
+    return entry, windows, status
+
+
+def _results(todo, config):
+    """(entry, windows, status) for every entry of `todo`, in completion order."""
+    if config.num_workers == 1 or len(todo) <= 1:
+        _init_worker(config)
+        for entry in todo:
+            yield _work(entry)
+        return
+    # spawn: workers start clean (no inherited TensorFlow or dlib state from the parent)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(config.num_workers, len(todo)), initializer=_init_worker,
+                      initargs=(config,)) as pool:
+        yield from pool.imap_unordered(_work, todo, chunksize=1)
+
+
+def _settings(config):
+    """The build settings stored in the manifest."""
+    return {"features": {"speech": config.speech.to_dict(), "window": config.window.to_dict()},
+            "build": {"input_dir": config.input_dir, "split": config.split.to_dict(),
+                      "num_output_shards": config.num_output_shards,
+                      "predictor_path": config.predictor_path}}
+
+
+def build_dataset(config, log=print, progress_stream=None):
+    """Processes the videos of config.input_dir and, unless this is one machine's share
+    (num_shards > 1), gathers the dataset.
+
+    Returns a summary dict: videos, processed (this run), reused (done before), ok,
+    skipped, windows (of this machine's videos), gathered (bool), manifest (or None).
+    Raises FileNotFoundError for a missing input_dir, ValueError for an output_dir built
+    with other settings, MissingModelError when the landmark model is absent.
+    """
+    entries = splits.list_videos(config.input_dir, config.split)
+    mine = splits.select_shard(entries, config.shard_index, config.num_shards)
+    dataset_writer.check_settings(config.output_dir, config.part_settings())
+    statuses = {e.video_id: dataset_writer.read_status(config.output_dir, e.video_id)
+                for e in entries}
+    todo = [e for e in mine if statuses[e.video_id] is None]
+    log(f"{len(entries)} videos in {config.input_dir}; this run: {len(mine)}, "
+        f"{len(mine) - len(todo)} already done")
+    if todo:
+        MouthTracker(config.predictor_path)  # a missing model fails here, not per video
+    progress = Progress(len(mine), progress_stream)
+    for entry in mine:
+        if statuses[entry.video_id] is not None:
+            progress.update(statuses[entry.video_id])
+    for entry, windows, status in _results(todo, config):
+        dataset_writer.write_part(config.output_dir, entry.video_id, windows, status)
+        statuses[entry.video_id] = status
+        progress.update(status)
+    progress.close()
+    mine_status = [statuses[e.video_id] for e in mine]
+    summary = {"videos": len(entries), "processed": len(todo),
+               "reused": len(mine) - len(todo),
+               "ok": sum(s["status"] == "ok" for s in mine_status),
+               "skipped": sum(s["status"] != "ok" for s in mine_status),
+               "windows": sum(s.get("windows", 0) for s in mine_status),
+               "gathered": False, "manifest": None}
+    if config.num_shards > 1:
+        log(f"shard {config.shard_index} of {config.num_shards} done; run once more without "
+            f"--shard_index/--num_shards to gather")
+        return summary
+    summary["manifest"] = dataset_writer.gather(
+        config.output_dir, entries, statuses, speech_shape(config), _settings(config),
+        config.num_output_shards, config.window)
+    summary["gathered"] = True
+    return summary
