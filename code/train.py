@@ -65,6 +65,9 @@ flags.DEFINE_enum("distribution_strategy", _D.distribution_strategy, list(STRATE
 flags.DEFINE_boolean("jit_compile", _D.jit_compile, "Compile the training step with XLA "
                      "(single replica).")
 flags.DEFINE_integer("max_checkpoints_to_keep", _D.max_checkpoints_to_keep, "Checkpoints kept.")
+flags.DEFINE_integer("precise_bn_batches", _D.precise_bn_batches, "Training batches whose batch "
+                     "statistics replace batch norm's moving statistics after each epoch, before "
+                     "evaluation and the checkpoint (0 = keep the moving averages).")
 flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuffling.")
 
 

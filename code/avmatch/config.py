@@ -44,6 +44,7 @@ class TrainConfig:
     distribution_strategy: str = "auto"
     jit_compile: bool = True
     max_checkpoints_to_keep: int = 5
+    precise_bn_batches: int = 50
     seed: int = 0
 
     def to_dict(self):

@@ -92,7 +92,12 @@ class TrainStep:
         self.averages = averages
         self.config = config
         self.strategy = strategy
-        self._replica_fn = tf.function(self._replica_step, jit_compile=jit_compile)
+        # A nested tf.function may not hold the replicas' all_reduce (merge_call) under a
+        # multi-replica strategy, so the replica step is nested only for XLA, on one replica.
+        if jit_compile and strategy.num_replicas_in_sync > 1:
+            raise ValueError("jit_compile needs a single replica")
+        self._replica_fn = (tf.function(self._replica_step, jit_compile=True) if jit_compile
+                            else self._replica_step)
         self._step = tf.function(self._distributed_step)
 
     def _replica_step(self, batch):

@@ -14,6 +14,7 @@ from avmatch.config import STRATEGIES
 from avmatch.ema import WeightAverages
 from avmatch.input_pipeline import batches_per_epoch, load_dataset_info, window_batches
 from avmatch.instance import MatchingInstance
+from avmatch.precise_bn import recalibrate_batch_norm
 from avmatch.scoring import make_scorer, score_split
 from avmatch.train_step import StepConfig, TrainStep
 
@@ -102,8 +103,9 @@ class Trainer:
         if self.manager.latest_checkpoint:
             self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             logging.info("Resumed from %s: epoch %d, step %d of the epoch (global step %d)",
-                         self.manager.latest_checkpoint, int(self.progress["epoch"]),
-                         int(self.progress["step_in_epoch"]), int(self.optimizer.iterations))
+                         self.manager.latest_checkpoint, int(self.progress["epoch"].numpy()),
+                         int(self.progress["step_in_epoch"].numpy()),
+                         int(self.optimizer.iterations.numpy()))
         elif self.config.checkpoint_path:
             copied = checkpoints.warm_start(self.instance, self.config.checkpoint_path,
                                             self.config.checkpoint_exclude_scopes,
@@ -133,7 +135,7 @@ class Trainer:
         distances = out["distances"].numpy()[kept]
         loss = float(out["loss"])
         batch = metrics.batch_metrics(labels, distances)
-        step = int(self.optimizer.iterations)
+        step = int(self.optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("learning_rate", optim.current_learning_rate(self.optimizer))
@@ -155,6 +157,15 @@ class Trainer:
                      epoch + 1, index + 1, self.steps_per_epoch, loss, batch["eer"],
                      batch["auc"], batch["ap"], kept.sum(), rate, remaining)
 
+    def _recalibrate(self, epoch):
+        if not self.config.precise_bn_batches:
+            return
+        batches = window_batches(self.info, "train", self.windows_per_batch, shuffle=True,
+                                 seed=self.config.seed + epoch + 1, drop_remainder=True)
+        with self.strategy.scope():
+            used = recalibrate_batch_norm(self.instance, batches.take(self.config.precise_bn_batches))
+        logging.info("Batch-norm moving statistics re-estimated on %d training batches", used)
+
     def _save(self):
         path = self.manager.save(checkpoint_number=self.optimizer.iterations)
         logging.info("Saved checkpoint %s", path)
@@ -166,7 +177,7 @@ class Trainer:
         logging.info("Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
                      epoch + 1, result["eer"]["mean"], result["eer_interpolated"]["mean"],
                      result["auc"]["mean"], result["ap"]["mean"], result["num_pairs"])
-        with self.writer.as_default(step=int(self.optimizer.iterations)):
+        with self.writer.as_default(step=int(self.optimizer.iterations.numpy())):
             for name in metrics.METRIC_NAMES:
                 tf.summary.scalar(f"test/{name}", result[name]["mean"])
             for variable in self.instance.trainable_variables:
@@ -179,7 +190,7 @@ class Trainer:
         if os.path.exists(path):
             with open(path) as handle:
                 history = [row for row in json.load(handle)["epochs"] if row["epoch"] != epoch + 1]
-        history.append({"epoch": epoch + 1, "global_step": int(self.optimizer.iterations),
+        history.append({"epoch": epoch + 1, "global_step": int(self.optimizer.iterations.numpy()),
                         "train_seconds": round(seconds, 1), "test": result})
         records.write_json_atomic(path, {"data_dir": self.info.data_dir, "epochs": history})
 
@@ -201,9 +212,9 @@ class Trainer:
             signal.signal(signal.SIGTERM, previous)
 
     def _train_epochs(self):
-        while int(self.progress["epoch"]) < self.config.num_epochs:
-            epoch = int(self.progress["epoch"])
-            skip = int(self.progress["step_in_epoch"])
+        while int(self.progress["epoch"].numpy()) < self.config.num_epochs:
+            epoch = int(self.progress["epoch"].numpy())
+            skip = int(self.progress["step_in_epoch"].numpy())
             started = time.time()
             pairs = 0
             for index, batch in enumerate(self._epoch_batches(epoch, skip), start=skip):
@@ -212,6 +223,7 @@ class Trainer:
                 pairs += self.config.batch_size
                 self._log_step(epoch, index, out, pairs, started)
             seconds = time.time() - started
+            self._recalibrate(epoch)
             self.progress["epoch"].assign(epoch + 1)
             self.progress["step_in_epoch"].assign(0)
             self._save()
