@@ -4,7 +4,10 @@ A checkpoint holds both towers under the reference's scope names (speech_cnn/...
 mouth_cnn/...), the optimiser, the moving averages of the weights and the run's progress
 (epoch and step within the epoch), so an interrupted run resumes where it stopped.
 """
+import collections
+
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from avmatch.cli import UsageError
 
@@ -42,6 +45,34 @@ def _in_scopes(name, scopes):
     return any(name == scope or name.startswith(scope.rstrip("/") + "/") for scope in scopes)
 
 
+def _keys_by_path(reader):
+    """{object path such as speech_cnn/conv1/conv/kernel: its key in the checkpoint}.
+
+    A checkpoint keys each variable by one path only, its shortest (in a training checkpoint
+    the optimiser's and the weight averages' lists reach the weights first, e.g.
+    optimizer/_trainable_variables/0), so the tower paths are read from the object graph.
+    """
+    if not reader.has_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"):
+        return {}
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    keys, expanded = {}, set()
+    queue = collections.deque([(0, "")])
+    while queue:
+        node_id, path = queue.popleft()
+        node = graph.nodes[node_id]
+        for attribute in node.attributes:
+            if attribute.name == "VARIABLE_VALUE":
+                keys[path] = attribute.checkpoint_key
+        if node_id in expanded:
+            continue
+        expanded.add(node_id)
+        for child in node.children:
+            child_path = f"{path}/{child.local_name}" if path else child.local_name
+            queue.append((child.node_id, child_path))
+    return keys
+
+
 def warm_start(instance, checkpoint_path, exclude_scopes=(), ignore_missing_vars=False):
     """Copies the towers' variables from another run's checkpoint, by variable path.
 
@@ -57,11 +88,12 @@ def warm_start(instance, checkpoint_path, exclude_scopes=(), ignore_missing_vars
         raise CheckpointError(f"cannot read checkpoint {checkpoint_path}: "
                               f"{str(error).splitlines()[0]}") from None
     shapes = reader.get_variable_to_shape_map()
+    keys = _keys_by_path(reader)
     copied = 0
     for variable in instance.variables:
         if _in_scopes(variable.path, exclude_scopes):
             continue
-        key = variable.path + VALUE_SUFFIX
+        key = keys.get(variable.path, variable.path + VALUE_SUFFIX)
         if key not in shapes or tuple(shapes[key]) != tuple(variable.shape):
             if ignore_missing_vars:
                 continue

@@ -42,7 +42,7 @@ class TrainConfig:
     trainable_scopes: tuple = ()
     ignore_missing_vars: bool = False
     distribution_strategy: str = "auto"
-    jit_compile: bool = True
+    jit_compile: bool = False
     max_checkpoints_to_keep: int = 5
     precise_bn_batches: int = 50
     seed: int = 0

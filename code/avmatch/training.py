@@ -1,4 +1,5 @@
 """The training run: data, towers, optimiser, checkpoints, logs and per-epoch evaluation."""
+import contextlib
 import json
 import math
 import os
@@ -46,12 +47,38 @@ def parameter_count(variables):
     return int(sum(np.prod(v.shape) for v in variables))
 
 
-class _Interrupted(Exception):
-    """SIGTERM, turned into an exception so the run checkpoints before it stops."""
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT, turned into an exception so the run checkpoints before it stops."""
 
 
-def _raise_interrupted(signum, frame):
-    raise _Interrupted()
+class _InterruptGuard:
+    """Signal handler that raises _Interrupted, except while `hold()` is active: then the
+    signal waits until the held block ends.
+
+    A signal usually arrives while a step runs and is handled right after it; raised there,
+    the checkpoint would count a step the optimiser made but the progress counter did not.
+    """
+
+    def __init__(self):
+        self._holding = False
+        self._pending = False
+
+    def handler(self, signum, frame):
+        if self._holding:
+            self._pending = True
+        else:
+            raise _Interrupted()
+
+    @contextlib.contextmanager
+    def hold(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending:
+            self._pending = False
+            raise _Interrupted()
 
 
 class Trainer:
@@ -59,6 +86,7 @@ class Trainer:
 
     def __init__(self, config, data_dir):
         self.config = config
+        self._guard = _InterruptGuard()
         self.info = load_dataset_info(data_dir, required_splits=("train", "test"))
         self.strategy = make_strategy(config.distribution_strategy)
         replicas = self.strategy.num_replicas_in_sync
@@ -201,15 +229,17 @@ class Trainer:
                                   dict(self.config.to_dict(), data_dir=self.info.data_dir))
         self.restore_or_initialise()
         self.log_towers()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        previous = {number: signal.signal(number, self._guard.handler)
+                    for number in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._train_epochs()
-        except (KeyboardInterrupt, _Interrupted):
+        except KeyboardInterrupt:
             self._save()
             logging.warning("Interrupted: progress saved; run the same command again to resume")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     def _train_epochs(self):
         while int(self.progress["epoch"].numpy()) < self.config.num_epochs:
@@ -218,14 +248,16 @@ class Trainer:
             started = time.time()
             pairs = 0
             for index, batch in enumerate(self._epoch_batches(epoch, skip), start=skip):
-                out = self.train_step(batch)
-                self.progress["step_in_epoch"].assign(index + 1)
+                with self._guard.hold():
+                    out = self.train_step(batch)
+                    self.progress["step_in_epoch"].assign(index + 1)
                 pairs += self.config.batch_size
                 self._log_step(epoch, index, out, pairs, started)
             seconds = time.time() - started
             self._recalibrate(epoch)
-            self.progress["epoch"].assign(epoch + 1)
-            self.progress["step_in_epoch"].assign(0)
+            with self._guard.hold():
+                self.progress["epoch"].assign(epoch + 1)
+                self.progress["step_in_epoch"].assign(0)
             self._save()
             logging.info("Epoch %d trained in %.1f s (%.1f pairs/s)", epoch + 1, seconds,
                          pairs / max(seconds, 1e-9))

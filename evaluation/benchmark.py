@@ -1,0 +1,157 @@
+"""Throughput of the project against a straightforward Conv3D baseline, in one run.
+
+    python evaluation/benchmark.py                       # full run, a few minutes
+    python evaluation/benchmark.py --repeats=2 --skip_prep --json=bench.json
+
+Measures, on this machine and the same seeded random inputs:
+  training  pairs/s of one step on --batch_size pairs with online pair selection: the
+            project's TrainStep (fast towers, XLA; also without XLA) and the baseline
+            (Conv3D towers, one mouth cube per pair, hard pairs gathered, no XLA);
+  scoring   pairs/s of the project's scorer on window batches and of the Conv3D towers
+            on --score_batch_size independent pairs;
+  data preparation  frames/s of the fast mouth tracker and of the reference's per-frame
+            detection on the shared videos (skipped with a note when they are absent).
+Each figure is the median of --repeats timed calls after --warmup untimed ones (tracing
+and compilation). Prints a table with the ratios; --json writes the same figures.
+"""
+import os
+import platform
+from pathlib import Path
+
+from absl import app, flags
+
+from avmatch.cli import UsageError, exit_on_usage_error
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "videos"
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("repeats", 5, "Timed repetitions of each measurement (the median is kept).")
+flags.DEFINE_integer("warmup", 2, "Untimed calls before the timed ones (tracing, compilation).")
+flags.DEFINE_integer("batch_size", 32, "Training pairs per step (two per window, so even).")
+flags.DEFINE_integer("score_batch_size", 128, "Scoring pairs per call (even).")
+flags.DEFINE_string("json", None, "Write the figures to this JSON file.")
+flags.DEFINE_boolean("skip_prep", False, "Skip the data-preparation (mouth tracking) figures.")
+flags.DEFINE_string("videos_dir", str(DEFAULT_VIDEOS), "Videos for the data-preparation figures.")
+flags.DEFINE_integer("prep_max_frames", 60, "Frames tracked per video (30 fps) for the "
+                     "data-preparation figures.")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads; 0 = TensorFlow's "
+                     "default.")
+flags.DEFINE_integer("seed", 0, "Seed of the random inputs and initial weights.")
+
+
+def validated_flags():
+    """The flag values, checked; UsageError names the first one that cannot work."""
+    for name in ("batch_size", "score_batch_size"):
+        value = getattr(FLAGS, name)
+        if value < 2 or value % 2:
+            raise UsageError(f"--{name}={value} must be a positive even number "
+                             "(each window gives a genuine and an impostor pair)")
+    if FLAGS.repeats < 1:
+        raise UsageError(f"--repeats={FLAGS.repeats} must be at least 1")
+    if FLAGS.warmup < 0 or FLAGS.threads < 0:
+        raise UsageError("--warmup and --threads must not be negative")
+    if FLAGS.prep_max_frames < 1:
+        raise UsageError(f"--prep_max_frames={FLAGS.prep_max_frames} must be at least 1")
+    return FLAGS
+
+
+def set_threads(threads):
+    """Sets TensorFlow's thread pools; must run before any TensorFlow op."""
+    import tensorflow as tf
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def machine_description(threads):
+    import tensorflow as tf
+    return {"nproc": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "tensorflow": tf.__version__, "python": platform.python_version(),
+            "threads": threads or "default", "load_average_start": list(os.getloadavg())}
+
+
+def measure_prep(videos_dir, max_frames):
+    """The tracking_benchmark figures over every video in videos_dir, or a dict with a note."""
+    folder = Path(videos_dir)
+    videos = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES) \
+        if folder.is_dir() else []
+    if not videos:
+        return {"skipped": f"no videos in {folder}"}
+    from avprep.mouth_tracking import MissingModelError
+    from avprep.tracking_benchmark import compare_trackers
+    from avprep.video_io import DecodeError
+    try:
+        summary = compare_trackers(videos, max_frames=max_frames)
+    except (MissingModelError, DecodeError) as error:
+        raise UsageError(f"data preparation: {error} (--skip_prep leaves it out)") from None
+    keys = ("frames", "fps_fast", "fps_reference", "speedup", "mean_iou", "active_agreement")
+    return dict({key: summary[key] for key in keys}, videos=len(videos), max_frames=max_frames)
+
+
+def report_lines(results):
+    """The printed table, as a list of lines."""
+    machine = results["machine"]
+    lines = [f"machine: {machine['nproc']} cores ({machine['cpus_usable']} usable), "
+             f"TensorFlow {machine['tensorflow']}, threads {machine['threads']}, load average "
+             f"{' '.join(f'{x:.2f}' for x in machine['load_average_start'])} at start, "
+             f"{' '.join(f'{x:.2f}' for x in machine['load_average_end'])} at end",
+             "settings: {batch_size} training pairs per step, {score_batch_size} scoring pairs "
+             "per call, median of {repeats} repetitions after {warmup} warm-up calls, seed "
+             "{seed}".format(**results["settings"])]
+    for name in ("training", "scoring"):
+        figures = results[name]
+        lines.append(f"{name:<9} project {figures['project']['pairs_per_second']:8.1f} pairs/s   "
+                     f"baseline {figures['baseline']['pairs_per_second']:8.1f} pairs/s   "
+                     f"ratio {figures['ratio']:.2f}x")
+    training, batch = results["training"], results["settings"]["batch_size"]
+    lines.append(f"training  project without XLA "
+                 f"{training['project_no_jit']['pairs_per_second']:.1f} pairs/s "
+                 f"(ratio {training['ratio_no_jit']:.2f}x); hard pairs kept per step: project "
+                 f"{training['project']['kept_pairs_mean']:.1f}, baseline "
+                 f"{training['baseline']['kept_pairs_mean']:.1f} of {batch}")
+    lines.append(f"scoring   largest distance difference project vs baseline "
+                 f"{results['scoring']['max_abs_difference']:.2e}")
+    prep = results["data_preparation"]
+    if "skipped" in prep:
+        lines.append(f"data preparation skipped: {prep['skipped']}")
+    else:
+        lines.append(f"data prep fast {prep['fps_fast']:8.1f} frames/s   reference "
+                     f"{prep['fps_reference']:8.1f} frames/s   ratio {prep['speedup']:.2f}x   "
+                     f"mean IoU {prep['mean_iou']:.3f} ({prep['frames']} frames, "
+                     f"{prep['videos']} videos)")
+    return lines
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    values = validated_flags()
+    set_threads(values.threads)
+    from avmatch import benchmarking
+    from avmatch.records import write_json_atomic
+
+    config = benchmarking.BenchConfig(batch_size=values.batch_size,
+                                      score_batch_size=values.score_batch_size,
+                                      repeats=values.repeats, warmup=values.warmup,
+                                      seed=values.seed)
+    results = {"machine": machine_description(values.threads),
+               "settings": {"batch_size": config.batch_size,
+                            "score_batch_size": config.score_batch_size,
+                            "repeats": config.repeats, "warmup": config.warmup,
+                            "seed": config.seed}}
+    results["training"] = benchmarking.measure_training(config)
+    results["scoring"] = benchmarking.measure_scoring(config)
+    results["data_preparation"] = ({"skipped": "--skip_prep"} if values.skip_prep
+                                   else measure_prep(values.videos_dir, values.prep_max_frames))
+    results["machine"]["load_average_end"] = list(os.getloadavg())
+    print("\n".join(report_lines(results)))
+    if values.json:
+        write_json_atomic(values.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(exit_on_usage_error(main))
