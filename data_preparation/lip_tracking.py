@@ -13,9 +13,7 @@ Like the reference, at most --max_frames frames (150) are processed.
 """
 import io
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+from avmatch.atomic import atomic_write
 from avmatch.cli import UsageError, exit_on_usage_error
 from avprep.mouth_tracking import MissingModelError, MouthTracker
 from avprep.video_io import DecodeError, decode_video, write_video
@@ -135,14 +134,7 @@ def _gif_bytes(crops, fps):
 
 
 def _write_atomically(path, data):
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
+    atomic_write(str(path), lambda handle: handle.write(data))
 
 
 def main(argv):

@@ -7,8 +7,6 @@ the previous file or the new one, whole.
 Array conventions are those of avmatch.metrics: labels shape (n,) 0/1 with 1 = genuine,
 scores shape (n,) float with larger = more genuine, distances shape (n,) float (score = -distance).
 """
-import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,10 +14,10 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from avmatch import metrics
+from avmatch.atomic import atomic_write
 
 FIGURE_SIZE = (6.0, 5.0)
 DPI = 100
-OUTPUT_MODE = 0o644
 
 
 def _new_axes():
@@ -31,21 +29,7 @@ def _new_axes():
 
 def _save_png_atomic(figure, path):
     """Writes `figure` as PNG to `path` via a temporary file in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png")
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); outputs are meant to be read by others too.
-        os.chmod(tmp, OUTPUT_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
 
 
 def save_roc(path, labels, scores):

@@ -20,9 +20,10 @@ The shapes are stored in the manifest under ``shapes`` so that readers need no g
 """
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from avmatch.atomic import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "validation", "test")
@@ -103,19 +104,8 @@ def parse_window(serialized, speech_shape):
 
 def write_json_atomic(path, payload):
     """Writes `payload` as JSON to `path` so that a reader sees the old or the new file, whole."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda handle: json.dump(payload, handle, indent=2, sort_keys=True),
+                 binary=False)
 
 
 def read_manifest(data_dir):

@@ -7,11 +7,11 @@ Files written by write_test_outputs into `test_dir`:
 Every file is written atomically (temporary file in the same directory, then os.replace).
 """
 import os
-import tempfile
 
 import numpy as np
 
 from avmatch import metrics, plots
+from avmatch.atomic import atomic_write
 from avmatch.records import write_json_atomic
 
 METRICS_NAME = "metrics.json"
@@ -23,21 +23,11 @@ HISTOGRAM_NAME = "distance_histogram.png"
 
 def _write_scores_csv(path, labels, distances):
     """Writes "label,distance" rows; distances use repr so they read back to the same float64."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write("label,distance\n")
-            handle.writelines(f"{int(label)},{float(distance)!r}\n"
-                              for label, distance in zip(labels, distances))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, plots.OUTPUT_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    def write(handle):
+        handle.write("label,distance\n")
+        handle.writelines(f"{int(label)},{float(distance)!r}\n"
+                          for label, distance in zip(labels, distances))
+    atomic_write(path, write, binary=False)
 
 
 def write_test_outputs(test_dir, labels, distances, num_folds=10, extra=None):

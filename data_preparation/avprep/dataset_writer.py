@@ -18,11 +18,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 
 from avmatch import records
+from avmatch.atomic import atomic_write
 from avprep import pairs
 
 PARTS_DIR = "parts"
@@ -40,23 +40,6 @@ def part_key(video_id):
 def parts_dir(output_dir):
     """Directory of the per-video part files of `output_dir`."""
     return os.path.join(output_dir, PARTS_DIR)
-
-
-def _atomic_write(path, write):
-    """Calls write(binary file handle) on a temporary file, then moves it to `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def check_settings(output_dir, settings):
@@ -80,7 +63,7 @@ def write_part(output_dir, video_id, windows, status):
     key = part_key(video_id)
     if windows is not None and len(windows):
         arrays = {name: getattr(windows, name) for name in _ARRAYS}
-        _atomic_write(os.path.join(directory, key + ".npz"),
+        atomic_write(os.path.join(directory, key + ".npz"),
                       lambda handle: np.savez(handle, **arrays))
     records.write_json_atomic(os.path.join(directory, key + ".json"), status)
 

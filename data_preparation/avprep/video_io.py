@@ -4,8 +4,6 @@ Decoding brings every video to one frame rate by presentation timestamp (the pap
 see 30 fps: 9 frames = 0.3 s) and its audio to mono float32 at one sample rate, both on
 the time origin of the first video frame so the two stay in sync.
 """
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import Optional
 
 import av
 import numpy as np
+
+from avmatch.atomic import atomic_path
 
 _AUDIO_CHUNK = 1024  # samples per encoded audio frame: AAC's fixed frame size
 _CODEC_ALIASES = {  # OpenCV-style fourcc names (the reference's --codec) -> PyAV encoders
@@ -122,24 +122,16 @@ def write_video(path, frames, fps, audio=None, sample_rate=16000, codec="libx264
     path = Path(path)
     encoder = _CODEC_ALIASES.get(codec.lower(), codec)
     frames = _even_sized(frames)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
-                                         dir=path.parent if str(path.parent) else ".")
-    os.close(handle)
-    try:
-        with av.open(temp_name, mode="w") as container:
-            # every stream must exist before the first packet is muxed
-            video_stream = _add_video_stream(container, frames, fps, encoder)
-            audio_stream = None
-            if audio is not None:
-                audio_codec = "pcm_s16le" if path.suffix.lower() == ".avi" else "aac"
-                audio_stream = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
-            _encode_video(container, video_stream, frames)
-            if audio_stream is not None:
-                _encode_audio(container, audio_stream, audio)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
+    with atomic_path(str(path)) as temp_name, av.open(temp_name, mode="w") as container:
+        # every stream must exist before the first packet is muxed
+        video_stream = _add_video_stream(container, frames, fps, encoder)
+        audio_stream = None
+        if audio is not None:
+            audio_codec = "pcm_s16le" if path.suffix.lower() == ".avi" else "aac"
+            audio_stream = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+        _encode_video(container, video_stream, frames)
+        if audio_stream is not None:
+            _encode_audio(container, audio_stream, audio)
 
 
 def _check_file(path):

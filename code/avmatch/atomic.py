@@ -1,0 +1,37 @@
+"""Atomic file writes: a reader sees the old file or the new one, whole, never a part.
+
+Everything the project writes (datasets, manifests, checkpoints' JSON, plots, scores, videos)
+goes through here, so an interrupted run loses no finished work and leaves no torn file.
+"""
+import contextlib
+import os
+import tempfile
+
+OUTPUT_MODE = 0o644  # mkstemp makes files private (0600); outputs are meant to be shared.
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same suffix, so writers that go by the
+    extension work); when the block ends without an error it replaces `path`, else it is
+    removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, OUTPUT_MODE)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path, write, binary=True):
+    """Calls write(handle) on a temporary file, flushes it to disk, then moves it to `path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb" if binary else "w", newline=None if binary else "") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
