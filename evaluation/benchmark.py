@@ -5,8 +5,8 @@
 
 Measures, on this machine and the same seeded random inputs:
   training  pairs/s of one step on --batch_size pairs with online pair selection: the
-            project's TrainStep (fast towers, XLA; also without XLA) and the baseline
-            (Conv3D towers, one mouth cube per pair, hard pairs gathered, no XLA);
+            project's TrainStep (fast towers; train.py's default without XLA, and with XLA)
+            and the baseline (Conv3D towers, one mouth cube per pair, hard pairs gathered);
   scoring   pairs/s of the project's scorer on window batches and of the Conv3D towers
             on --score_batch_size independent pairs;
   data preparation  frames/s of the fast mouth tracker and of the reference's per-frame
@@ -106,9 +106,9 @@ def report_lines(results):
                      f"baseline {figures['baseline']['pairs_per_second']:8.1f} pairs/s   "
                      f"ratio {figures['ratio']:.2f}x")
     training, batch = results["training"], results["settings"]["batch_size"]
-    lines.append(f"training  project without XLA "
-                 f"{training['project_no_jit']['pairs_per_second']:.1f} pairs/s "
-                 f"(ratio {training['ratio_no_jit']:.2f}x); hard pairs kept per step: project "
+    lines.append(f"training  project with XLA "
+                 f"{training['project_xla']['pairs_per_second']:.1f} pairs/s "
+                 f"(ratio {training['ratio_xla']:.2f}x); hard pairs kept per step: project "
                  f"{training['project']['kept_pairs_mean']:.1f}, baseline "
                  f"{training['baseline']['kept_pairs_mean']:.1f} of {batch}")
     lines.append(f"scoring   largest distance difference project vs baseline "

@@ -90,14 +90,14 @@ def test_benchmark_script_writes_every_figure(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
     assert results["machine"]["nproc"] >= 1 and results["machine"]["tensorflow"]
-    for variant in ("project", "project_no_jit", "baseline"):
+    for variant in ("project", "project_xla", "baseline"):
         figures = results["training"][variant]
         assert figures["pairs_per_second"] > 0
         assert 1 <= figures["kept_pairs_mean"] <= 4
     for section in ("training", "scoring"):
         assert results[section]["ratio"] > 0
-    assert results["training"]["ratio_no_jit"] == pytest.approx(
-        results["training"]["project_no_jit"]["pairs_per_second"]
+    assert results["training"]["ratio_xla"] == pytest.approx(
+        results["training"]["project_xla"]["pairs_per_second"]
         / results["training"]["baseline"]["pairs_per_second"])
     assert results["scoring"]["project"]["pairs_per_second"] > 0
     assert "no videos" in results["data_preparation"]["skipped"]
