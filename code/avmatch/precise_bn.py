@@ -8,6 +8,9 @@ statistics of K training batches with the current weights (PreciseBN, Wu and Joh
 "Rethinking 'Batch' in BatchNorm", 2021) gives evaluation the statistics of the network it
 evaluates. Training itself is unchanged: it always uses batch statistics.
 """
+import numpy as np
+import tensorflow as tf
+
 from avmatch.nets.layers import BatchNorm
 
 
@@ -18,17 +21,24 @@ def _batch_norm_layers(model):
 def recalibrate_batch_norm(instance, batches):
     """Sets every batch norm's moving statistics to the mean of its batch statistics over
     `batches` (an iterable of window batches, see input_pipeline). Returns the count used."""
-    layers = (_batch_norm_layers(instance.speech_net) + _batch_norm_layers(instance.mouth_net))
+    layers = _batch_norm_layers(instance.speech_net) + _batch_norm_layers(instance.mouth_net)
     decays = [layer.decay for layer in layers]
+    sums = [np.zeros((2,) + tuple(layer.moving_mean.shape)) for layer in layers]
     count = 0
     try:
+        for layer in layers:
+            layer.decay = 0.0  # each training-mode pass then leaves its batch statistics
+        forward = tf.function(lambda batch: instance.window_distances(
+            batch["mouth"], batch["speech_genuine"], batch["speech_impostor"], training=True))
         for count, batch in enumerate(batches, start=1):
-            for layer in layers:
-                # decay (k-1)/k makes the moving value the running mean of the k batch values.
-                layer.decay = (count - 1) / count
-            instance.window_distances(batch["mouth"], batch["speech_genuine"],
-                                      batch["speech_impostor"], training=True)
+            forward(batch)
+            for total, layer in zip(sums, layers):
+                total += [layer.moving_mean.numpy(), layer.moving_variance.numpy()]
     finally:
         for layer, decay in zip(layers, decays):
             layer.decay = decay
+    if count:
+        for total, layer in zip(sums, layers):
+            layer.moving_mean.assign(total[0] / count)
+            layer.moving_variance.assign(total[1] / count)
     return count
