@@ -1,12 +1,13 @@
 """Scores held-out pairs with a trained model and writes the metrics and plots.
 
-    python code/test.py                                 # latest checkpoint of train.py's default run
+    python code/test.py                   # latest checkpoint of train.py's default run
     python code/test.py --checkpoint_dir=runs/grid --data_dir=DATASET --test_dir=results/grid
 
 Prints the 10-fold mean (and std) EER, interpolated EER, AUC and AP, and writes into
 --test_dir: metrics.json, scores.csv (label, distance per pair), roc.png,
 precision_recall.png and distance_histogram.png.
 """
+
 import json
 import os
 
@@ -18,8 +19,12 @@ from avmatch.records import SPLITS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", DEFAULT_TRAIN_DIR, "train.py's --train_dir.")
-flags.DEFINE_string("data_dir", "", "Prepared dataset; empty = the dataset the run trained on "
-                    "(its config.json), else the demo dataset.")
+flags.DEFINE_string(
+    "data_dir",
+    "",
+    "Prepared dataset; empty = the dataset the run trained on "
+    "(its config.json), else the demo dataset.",
+)
 flags.DEFINE_string("test_dir", "", "Output directory; empty = CHECKPOINT_DIR/test.")
 flags.DEFINE_enum("split", "test", list(SPLITS), "Split to score.")
 flags.DEFINE_integer("batch_size", 128, "Pairs per scoring batch.")
@@ -41,15 +46,23 @@ def main(argv):
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.batch_size < 2 or FLAGS.num_folds < 1:
         raise UsageError("--batch_size must be >= 2 and --num_folds >= 1")
-    config = EvalConfig(checkpoint_dir=FLAGS.checkpoint_dir, data_dir=FLAGS.data_dir,
-                        test_dir=FLAGS.test_dir or os.path.join(FLAGS.checkpoint_dir, "test"),
-                        split=FLAGS.split, batch_size=FLAGS.batch_size, num_folds=FLAGS.num_folds,
-                        use_moving_average=FLAGS.use_moving_average)
+    config = EvalConfig(
+        checkpoint_dir=FLAGS.checkpoint_dir,
+        data_dir=FLAGS.data_dir,
+        test_dir=FLAGS.test_dir or os.path.join(FLAGS.checkpoint_dir, "test"),
+        split=FLAGS.split,
+        batch_size=FLAGS.batch_size,
+        num_folds=FLAGS.num_folds,
+        use_moving_average=FLAGS.use_moving_average,
+    )
     from avmatch.evaluation import evaluate_checkpoint
+
     result = evaluate_checkpoint(config, run_config(config.checkpoint_dir), log=logging.info)
     print(result["summary"])
-    print(f"wrote {config.test_dir}: metrics.json, scores.csv, roc.png, precision_recall.png, "
-          "distance_histogram.png")
+    print(
+        f"wrote {config.test_dir}: metrics.json, scores.csv, roc.png, precision_recall.png, "
+        "distance_histogram.png"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Speech features against python_speech_features called directly."""
+
 import numpy as np
 import pytest
 import python_speech_features as psf
@@ -9,14 +10,17 @@ RATE = 16000
 
 
 def _noise(seconds, seed=0):
-    return np.random.default_rng(seed).normal(scale=0.1, size=int(seconds * RATE)).astype(np.float32)
+    return (
+        np.random.default_rng(seed).normal(scale=0.1, size=int(seconds * RATE)).astype(np.float32)
+    )
 
 
 def test_mfec_matches_logfbank_normalised_with_deltas():
     audio = _noise(1.23)
     features = speech_features(audio, SpeechFeatureConfig())
-    static = psf.logfbank(audio, samplerate=RATE, winlen=0.02, winstep=0.02, nfilt=40,
-                          nfft=1024, preemph=0.0)
+    static = psf.logfbank(
+        audio, samplerate=RATE, winlen=0.02, winstep=0.02, nfilt=40, nfft=1024, preemph=0.0
+    )
     static = (static - static.mean(0)) / static.std(0)
     first = psf.delta(static, 2)
     second = psf.delta(first, 2)
@@ -58,8 +62,16 @@ def test_mfcc_baseline_matches_python_speech_features():
     audio = _noise(1.0, seed=4)
     config = SpeechFeatureConfig(kind="mfcc")
     features = speech_features(audio, config)
-    cepstra = psf.mfcc(audio, samplerate=RATE, winlen=0.02, winstep=0.02, numcep=13, nfilt=40,
-                       nfft=1024, preemph=0.0)
+    cepstra = psf.mfcc(
+        audio,
+        samplerate=RATE,
+        winlen=0.02,
+        winstep=0.02,
+        numcep=13,
+        nfilt=40,
+        nfft=1024,
+        preemph=0.0,
+    )
     assert features.shape == (50, 13, 3)
     np.testing.assert_allclose(features[..., 0], normalize(cepstra), rtol=1e-4, atol=1e-4)
     assert config.to_dict()["kind"] == "mfcc"

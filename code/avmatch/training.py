@@ -1,4 +1,5 @@
 """The training run: data, towers, optimiser, checkpoints, logs and per-epoch evaluation."""
+
 import contextlib
 import json
 import math
@@ -18,7 +19,6 @@ from avmatch.instance import MatchingInstance
 from avmatch.precise_bn import recalibrate_batch_norm
 from avmatch.scoring import make_scorer, score_split
 from avmatch.train_step import StepConfig, TrainStep
-
 
 
 def make_strategy(name):
@@ -91,37 +91,58 @@ class Trainer:
         self.strategy = make_strategy(config.distribution_strategy)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size < 2 or config.batch_size % (2 * replicas):
-            raise ValueError(f"--batch_size={config.batch_size} must be a positive multiple of "
-                             f"{2 * replicas}: each window gives a genuine and an impostor pair "
-                             f"and the windows are split over {replicas} replica(s)")
+            raise ValueError(
+                f"--batch_size={config.batch_size} must be a positive multiple of "
+                f"{2 * replicas}: each window gives a genuine and an impostor pair "
+                f"and the windows are split over {replicas} replica(s)"
+            )
         self.windows_per_batch = config.batch_size // 2
         self.steps_per_epoch = batches_per_epoch(self.info, "train", self.windows_per_batch)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the train split has {self.info.windows['train']} windows, fewer "
-                             f"than one batch of {self.windows_per_batch}; lower --batch_size")
+            raise ValueError(
+                f"the train split has {self.info.windows['train']} windows, fewer "
+                f"than one batch of {self.windows_per_batch}; lower --batch_size"
+            )
         tf.random.set_seed(config.seed)
         with self.strategy.scope():
             self.instance = MatchingInstance.create(
-                config.model_speech_name, config.model_mouth_name, self.info.speech_shape,
-                weight_decay=config.weight_decay, batch_norm_decay=config.batch_norm_decay)
-            self.variables = checkpoints.trainable_subset(self.instance.trainable_variables,
-                                                          config.trainable_scopes)
+                config.model_speech_name,
+                config.model_mouth_name,
+                self.info.speech_shape,
+                weight_decay=config.weight_decay,
+                batch_norm_decay=config.batch_norm_decay,
+            )
+            self.variables = checkpoints.trainable_subset(
+                self.instance.trainable_variables, config.trainable_scopes
+            )
             schedule = optim.learning_rate_schedule(config, self.steps_per_epoch)
             self.optimizer = optim.make_optimizer(config, schedule)
             self.optimizer.build(self.variables)
-            self.averages = WeightAverages(self.instance.trainable_variables,
-                                           config.moving_average_decay)
-            self.progress = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-                             "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False)}
-        checkpoint = checkpoints.training_checkpoint(self.instance, self.optimizer, self.averages,
-                                                     self.progress)
-        self.manager = tf.train.CheckpointManager(checkpoint, config.train_dir,
-                                                  config.max_checkpoints_to_keep)
-        step_config = StepConfig(config.margin_gen, config.margin_imp, config.hard_margin,
-                                 config.online_pair_selection)
-        self.train_step = TrainStep(self.instance, self.optimizer, self.variables, self.averages,
-                                    step_config, self.strategy,
-                                    jit_compile=config.jit_compile and replicas == 1)
+            self.averages = WeightAverages(
+                self.instance.trainable_variables, config.moving_average_decay
+            )
+            self.progress = {
+                "epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+                "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+            }
+        checkpoint = checkpoints.training_checkpoint(
+            self.instance, self.optimizer, self.averages, self.progress
+        )
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, config.train_dir, config.max_checkpoints_to_keep
+        )
+        step_config = StepConfig(
+            config.margin_gen, config.margin_imp, config.hard_margin, config.online_pair_selection
+        )
+        self.train_step = TrainStep(
+            self.instance,
+            self.optimizer,
+            self.variables,
+            self.averages,
+            step_config,
+            self.strategy,
+            jit_compile=config.jit_compile and replicas == 1,
+        )
         self.scorer = make_scorer(self.instance)
         self.writer = tf.summary.create_file_writer(config.train_dir)
 
@@ -129,30 +150,50 @@ class Trainer:
     def restore_or_initialise(self):
         """Resumes from train_dir's latest checkpoint, or warm-starts from --checkpoint_path."""
         if self.manager.latest_checkpoint:
-            self.manager.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("Resumed from %s: epoch %d, step %d of the epoch (global step %d)",
-                         self.manager.latest_checkpoint, int(self.progress["epoch"].numpy()),
-                         int(self.progress["step_in_epoch"].numpy()),
-                         int(self.optimizer.iterations.numpy()))
+            self.manager.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
+            logging.info(
+                "Resumed from %s: epoch %d, step %d of the epoch (global step %d)",
+                self.manager.latest_checkpoint,
+                int(self.progress["epoch"].numpy()),
+                int(self.progress["step_in_epoch"].numpy()),
+                int(self.optimizer.iterations.numpy()),
+            )
         elif self.config.checkpoint_path:
-            copied = checkpoints.warm_start(self.instance, self.config.checkpoint_path,
-                                            self.config.checkpoint_exclude_scopes,
-                                            self.config.ignore_missing_vars)
+            copied = checkpoints.warm_start(
+                self.instance,
+                self.config.checkpoint_path,
+                self.config.checkpoint_exclude_scopes,
+                self.config.ignore_missing_vars,
+            )
             self.averages.reset()
-            logging.info("Fine-tuning from %s: %d variables copied", self.config.checkpoint_path,
-                         copied)
+            logging.info(
+                "Fine-tuning from %s: %d variables copied", self.config.checkpoint_path, copied
+            )
 
     def log_towers(self):
         for tower in (self.instance.speech_net, self.instance.mouth_net):
-            logging.info("Tower %s (%s): %d trainable parameters", tower.name,
-                         {"speech_cnn": self.config.model_speech_name,
-                          "mouth_cnn": self.config.model_mouth_name}[tower.name],
-                         parameter_count(tower.trainable_variables))
+            logging.info(
+                "Tower %s (%s): %d trainable parameters",
+                tower.name,
+                {
+                    "speech_cnn": self.config.model_speech_name,
+                    "mouth_cnn": self.config.model_mouth_name,
+                }[tower.name],
+                parameter_count(tower.trainable_variables),
+            )
 
     # -- loop --------------------------------------------------------------------------
     def _epoch_batches(self, epoch, skip):
-        dataset = window_batches(self.info, "train", self.windows_per_batch, shuffle=True,
-                                 seed=self.config.seed + epoch, drop_remainder=True)
+        dataset = window_batches(
+            self.info,
+            "train",
+            self.windows_per_batch,
+            shuffle=True,
+            seed=self.config.seed + epoch,
+            drop_remainder=True,
+        )
         if skip:
             dataset = dataset.skip(skip)
         return self.strategy.experimental_distribute_dataset(dataset)
@@ -176,22 +217,46 @@ class Trainer:
         rate = elapsed_pairs / max(time.time() - started, 1e-9)
         remaining = (self.steps_per_epoch - index - 1) * self.config.batch_size / max(rate, 1e-9)
         if labels.min() == 1:
-            logging.info("Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, No contributing "
-                         "impostor pair! contrib = %d pairs", epoch + 1, index + 1,
-                         self.steps_per_epoch, loss, kept.sum())
+            logging.info(
+                "Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, No contributing "
+                "impostor pair! contrib = %d pairs",
+                epoch + 1,
+                index + 1,
+                self.steps_per_epoch,
+                loss,
+                kept.sum(),
+            )
             return
-        logging.info("Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, EER= %.5f, AUC= %.5f, "
-                     "AP= %.5f, contrib = %d pairs  [%.1f pairs/s, epoch ETA %.0f s]",
-                     epoch + 1, index + 1, self.steps_per_epoch, loss, batch["eer"],
-                     batch["auc"], batch["ap"], kept.sum(), rate, remaining)
+        logging.info(
+            "Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, EER= %.5f, AUC= %.5f, "
+            "AP= %.5f, contrib = %d pairs  [%.1f pairs/s, epoch ETA %.0f s]",
+            epoch + 1,
+            index + 1,
+            self.steps_per_epoch,
+            loss,
+            batch["eer"],
+            batch["auc"],
+            batch["ap"],
+            kept.sum(),
+            rate,
+            remaining,
+        )
 
     def _recalibrate(self, epoch):
         if not self.config.precise_bn_batches:
             return
-        batches = window_batches(self.info, "train", self.windows_per_batch, shuffle=True,
-                                 seed=self.config.seed + epoch + 1, drop_remainder=True)
+        batches = window_batches(
+            self.info,
+            "train",
+            self.windows_per_batch,
+            shuffle=True,
+            seed=self.config.seed + epoch + 1,
+            drop_remainder=True,
+        )
         with self.strategy.scope():
-            used = recalibrate_batch_norm(self.instance, batches.take(self.config.precise_bn_batches))
+            used = recalibrate_batch_norm(
+                self.instance, batches.take(self.config.precise_bn_batches)
+            )
         logging.info("Batch-norm moving statistics re-estimated on %d training batches", used)
 
     def _save(self):
@@ -202,9 +267,15 @@ class Trainer:
         """Scores the test split with the current weights; logs, summarises, returns metrics."""
         labels, distances = score_split(self.instance, self.info, "test", scorer=self.scorer)
         result = metrics.fold_metrics(labels, distances, num_folds=min(10, len(labels) // 2))
-        logging.info("Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
-                     epoch + 1, result["eer"]["mean"], result["eer_interpolated"]["mean"],
-                     result["auc"]["mean"], result["ap"]["mean"], result["num_pairs"])
+        logging.info(
+            "Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
+            epoch + 1,
+            result["eer"]["mean"],
+            result["eer_interpolated"]["mean"],
+            result["auc"]["mean"],
+            result["ap"]["mean"],
+            result["num_pairs"],
+        )
         with self.writer.as_default(step=int(self.optimizer.iterations.numpy())):
             for name in metrics.METRIC_NAMES:
                 tf.summary.scalar(f"test/{name}", result[name]["mean"])
@@ -218,19 +289,29 @@ class Trainer:
         if os.path.exists(path):
             with open(path) as handle:
                 history = [row for row in json.load(handle)["epochs"] if row["epoch"] != epoch + 1]
-        history.append({"epoch": epoch + 1, "global_step": int(self.optimizer.iterations.numpy()),
-                        "train_seconds": round(seconds, 1), "test": result})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "global_step": int(self.optimizer.iterations.numpy()),
+                "train_seconds": round(seconds, 1),
+                "test": result,
+            }
+        )
         records.write_json_atomic(path, {"data_dir": self.info.data_dir, "epochs": history})
 
     def run(self):
         """Trains the remaining epochs; checkpoints each epoch and when interrupted."""
         os.makedirs(self.config.train_dir, exist_ok=True)
-        records.write_json_atomic(os.path.join(self.config.train_dir, "config.json"),
-                                  dict(self.config.to_dict(), data_dir=self.info.data_dir))
+        records.write_json_atomic(
+            os.path.join(self.config.train_dir, "config.json"),
+            dict(self.config.to_dict(), data_dir=self.info.data_dir),
+        )
         self.restore_or_initialise()
         self.log_towers()
-        previous = {number: signal.signal(number, self._guard.handler)
-                    for number in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            number: signal.signal(number, self._guard.handler)
+            for number in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             self._train_epochs()
         except KeyboardInterrupt:
@@ -259,6 +340,10 @@ class Trainer:
                 self.progress["epoch"].assign(epoch + 1)
                 self.progress["step_in_epoch"].assign(0)
             self._save()
-            logging.info("Epoch %d trained in %.1f s (%.1f pairs/s)", epoch + 1, seconds,
-                         pairs / max(seconds, 1e-9))
+            logging.info(
+                "Epoch %d trained in %.1f s (%.1f pairs/s)",
+                epoch + 1,
+                seconds,
+                pairs / max(seconds, 1e-9),
+            )
             self._append_results(epoch, self.evaluate(epoch), seconds)

@@ -19,6 +19,7 @@ Two trackers produce the same MouthTrack:
   fits with a margin); full-frame detection runs only when that fails, shrinking large frames
   and upsampling (never shrinking) small ones when nothing is found.
 """
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class MouthTrack:
     active: bool (N,), False where no face/mouth was found or the crop leaves the frame;
     boxes: int32 (N, 4) crop boxes x0, y0, x1, y1 in frame pixels (zeros where inactive).
     """
+
     crops: np.ndarray
     active: np.ndarray
     boxes: np.ndarray
@@ -52,8 +54,10 @@ class MouthTrack:
 
 def predictor_file(predictor_path=None):
     """Path of the 68-point landmark model: predictor_path, else face_recognition_models's."""
-    how = (f"pip install face_recognition_models, or pass --predictor_path to the 68-point "
-           f"model {_PREDICTOR_FILE} (http://dlib.net/files/{_PREDICTOR_FILE}.bz2)")
+    how = (
+        f"pip install face_recognition_models, or pass --predictor_path to the 68-point "
+        f"model {_PREDICTOR_FILE} (http://dlib.net/files/{_PREDICTOR_FILE}.bz2)"
+    )
     if predictor_path is None:
         try:
             import face_recognition_models
@@ -95,8 +99,12 @@ def crop_boxes(mouth_extents, found, frame_height, frame_width, border=REFERENCE
             width_max += 1.5 * max(width - width_max, 0)
             height_max += 1.5 * max(height - height_max, 0)
         x_centre, y_centre = (x_left + x_right) / 2.0, (y_left + y_right) / 2.0
-        box = (math.floor(x_centre - width_max / 2.0), math.floor(y_centre - height_max / 2.0),
-               math.floor(x_centre + width_max / 2.0), math.floor(y_centre + height_max / 2.0))
+        box = (
+            math.floor(x_centre - width_max / 2.0),
+            math.floor(y_centre - height_max / 2.0),
+            math.floor(x_centre + width_max / 2.0),
+            math.floor(y_centre + height_max / 2.0),
+        )
         if box[0] >= 0 and box[1] >= 0 and box[2] < frame_width and box[3] < frame_height:
             boxes[k], active[k] = box, True
     return boxes, active
@@ -107,8 +115,9 @@ def mouth_crops(grey_frames, boxes, active):
     crops = np.zeros((len(active), CROP_HEIGHT, CROP_WIDTH), np.uint8)
     for k in np.flatnonzero(active):
         x0, y0, x1, y1 = boxes[k]
-        crops[k] = cv2.resize(grey_frames[k][y0:y1, x0:x1], (CROP_WIDTH, CROP_HEIGHT),
-                              interpolation=cv2.INTER_AREA)
+        crops[k] = cv2.resize(
+            grey_frames[k][y0:y1, x0:x1], (CROP_WIDTH, CROP_HEIGHT), interpolation=cv2.INTER_AREA
+        )
     return crops
 
 
@@ -143,8 +152,15 @@ class MouthTracker:
     region_scale: search region around the last face box, in face box widths.
     """
 
-    def __init__(self, predictor_path=None, border=REFERENCE_BORDER, face_size=100,
-                 search_size=360, region_scale=1.6, predictor=None):
+    def __init__(
+        self,
+        predictor_path=None,
+        border=REFERENCE_BORDER,
+        face_size=100,
+        search_size=360,
+        region_scale=1.6,
+        predictor=None,
+    ):
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = predictor or load_predictor(predictor_path)
         self.border = border
@@ -165,8 +181,7 @@ class MouthTracker:
             if face is not None:
                 extents[k], found[k] = _mouth_extent(self._predictor(image, face)), True
         boxes, active = crop_boxes(extents, found, *grey_frames.shape[1:3], border=self.border)
-        return MouthTrack(crops=mouth_crops(grey_frames, boxes, active), active=active,
-                          boxes=boxes)
+        return MouthTrack(crops=mouth_crops(grey_frames, boxes, active), active=active, boxes=boxes)
 
     def _face_near(self, image, face):
         """The face box nearest the previous one, searched in a region around it, or None."""
@@ -182,8 +197,10 @@ class MouthTracker:
         detections = _detect(self._detector, image[y0:y1, x0:x1], scale, 0)
         if not detections:
             return None
-        nearest = min(detections, key=lambda d: (d[0] + d[2] - 2 * (cx - x0)) ** 2
-                      + (d[1] + d[3] - 2 * (cy - y0)) ** 2)
+        nearest = min(
+            detections,
+            key=lambda d: (d[0] + d[2] - 2 * (cx - x0)) ** 2 + (d[1] + d[3] - 2 * (cy - y0)) ** 2,
+        )
         return _rectangle(nearest, x0, y0)
 
     def _face_anywhere(self, image):
@@ -205,23 +222,33 @@ class MouthTracker:
 def _detect(detector, image, scale, upsample):
     """Face boxes (x0, y0, x1, y1) in `image` pixels, detecting on image resized by scale."""
     if scale != 1.0:
-        size = (max(int(round(image.shape[1] * scale)), 1), max(int(round(image.shape[0] * scale)), 1))
+        size = (
+            max(int(round(image.shape[1] * scale)), 1),
+            max(int(round(image.shape[0] * scale)), 1),
+        )
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
         image = cv2.resize(image, size, interpolation=interpolation)
-    return [(d.left() / scale, d.top() / scale, d.right() / scale, d.bottom() / scale)
-            for d in detector(np.ascontiguousarray(image), upsample)]
+    return [
+        (d.left() / scale, d.top() / scale, d.right() / scale, d.bottom() / scale)
+        for d in detector(np.ascontiguousarray(image), upsample)
+    ]
 
 
 def _rectangle(box, x_offset, y_offset):
     x0, y0, x1, y1 = box
-    return dlib.rectangle(int(round(x0 + x_offset)), int(round(y0 + y_offset)),
-                          int(round(x1 + x_offset)), int(round(y1 + y_offset)))
+    return dlib.rectangle(
+        int(round(x0 + x_offset)),
+        int(round(y0 + y_offset)),
+        int(round(x1 + x_offset)),
+        int(round(y1 + y_offset)),
+    )
 
 
 def _mouth_extent(shape):
     """int (4,) x_left, y_left, x_right, y_right of landmarks 48..67 of a dlib shape."""
-    points = np.array([(shape.part(i).x, shape.part(i).y)
-                       for i in range(MOUTH_POINTS.start, MOUTH_POINTS.stop)])
+    points = np.array(
+        [(shape.part(i).x, shape.part(i).y) for i in range(MOUTH_POINTS.start, MOUTH_POINTS.stop)]
+    )
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 

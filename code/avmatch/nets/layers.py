@@ -12,6 +12,7 @@ same checkpoints:
 
 Tensors are always (batch, time, height, width, channels) between layers.
 """
+
 import keras
 import tensorflow as tf
 
@@ -36,8 +37,9 @@ class Conv(keras.layers.Layer):
     last layer of each tower; the others are followed by batch norm, which has the shift.
     """
 
-    def __init__(self, filters, kernel_size, padding, formulation, use_bias=False,
-                 weight_decay=0.0, **kwargs):
+    def __init__(
+        self, filters, kernel_size, padding, formulation, use_bias=False, weight_decay=0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         if formulation not in FORMULATIONS:
             raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
@@ -52,12 +54,17 @@ class Conv(keras.layers.Layer):
         in_channels = int(input_shape[-1])
         # slim's variance_scaling_initializer(factor=1, FAN_AVG) draws from a truncated normal.
         init = keras.initializers.VarianceScaling(1.0, "fan_avg", "truncated_normal")
-        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (in_channels, self.filters),
-                                      initializer=init)
-        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
-                     if self.use_bias else None)
-        self._whole_input = (self.padding == "VALID"
-                             and tuple(int(d) for d in input_shape[1:4]) == self.kernel_size)
+        self.kernel = self.add_weight(
+            name="kernel", shape=self.kernel_size + (in_channels, self.filters), initializer=init
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self._whole_input = (
+            self.padding == "VALID" and tuple(int(d) for d in input_shape[1:4]) == self.kernel_size
+        )
 
     def regularization_loss(self):
         """slim.l2_regularizer: weight_decay * sum(w^2) / 2."""
@@ -72,7 +79,9 @@ class Conv(keras.layers.Layer):
             y = tf.reshape(y, [-1, 1, 1, 1, self.filters])
         elif self.kernel_size[0] == 1:
             folded, shape = _fold_time(x)
-            y = _unfold_time(tf.nn.conv2d(folded, self.kernel[0], strides=1, padding=self.padding), shape)
+            y = _unfold_time(
+                tf.nn.conv2d(folded, self.kernel[0], strides=1, padding=self.padding), shape
+            )
         else:
             y = tf.nn.conv3d(x, self.kernel, strides=[1] * 5, padding=self.padding)
         if self.bias is not None:
@@ -88,6 +97,7 @@ def _max_pool3d_exact_gradient(x, ksize, strides):
     batch of 8, with one exact tie), so the conv3d baseline would not differentiate the same
     function as the fast nets. The forward pass stays tf.nn.max_pool3d.
     """
+
     @tf.custom_gradient
     def pool(x):
         y = tf.nn.max_pool3d(x, ksize=ksize, strides=strides, padding="VALID")
@@ -96,11 +106,18 @@ def _max_pool3d_exact_gradient(x, ksize, strides):
             folded, shape = _fold_time(x)
             dy_folded, _ = _fold_time(dy)
             y_folded, _ = _fold_time(y)
-            dx = tf.raw_ops.MaxPoolGrad(orig_input=folded, orig_output=y_folded, grad=dy_folded,
-                                        ksize=[1] + ksize[2:], strides=[1] + strides[2:],
-                                        padding="VALID")
+            dx = tf.raw_ops.MaxPoolGrad(
+                orig_input=folded,
+                orig_output=y_folded,
+                grad=dy_folded,
+                ksize=[1] + ksize[2:],
+                strides=[1] + strides[2:],
+                padding="VALID",
+            )
             return tf.reshape(dx, shape)
+
         return y, grad
+
     return pool(x)
 
 
@@ -117,7 +134,9 @@ class MaxPool(keras.layers.Layer):
         if self.formulation == "conv3d":
             return _max_pool3d_exact_gradient(x, [1, *self.pool_size, 1], [1, *self.strides, 1])
         folded, shape = _fold_time(x)
-        y = tf.nn.max_pool2d(folded, ksize=self.pool_size[1:], strides=self.strides[1:], padding="VALID")
+        y = tf.nn.max_pool2d(
+            folded, ksize=self.pool_size[1:], strides=self.strides[1:], padding="VALID"
+        )
         return _unfold_time(y, shape)
 
 
@@ -140,9 +159,12 @@ class BatchNorm(keras.layers.Layer):
         channels = (int(input_shape[-1]),)
         self.beta = self.add_weight(name="beta", shape=channels, initializer="zeros")
         sync = dict(trainable=False, aggregation="mean")
-        self.moving_mean = self.add_weight(name="moving_mean", shape=channels, initializer="zeros", **sync)
-        self.moving_variance = self.add_weight(name="moving_variance", shape=channels,
-                                               initializer="ones", **sync)
+        self.moving_mean = self.add_weight(
+            name="moving_mean", shape=channels, initializer="zeros", **sync
+        )
+        self.moving_variance = self.add_weight(
+            name="moving_variance", shape=channels, initializer="ones", **sync
+        )
 
     def _moments(self, x, sample_weight):
         axes = list(range(x.shape.rank - 1))
@@ -163,11 +185,20 @@ class BatchNorm(keras.layers.Layer):
         else:
             mean, variance, total = self._moments(x, sample_weight)
             has_data = total > 0
-            self.moving_mean.assign(tf.where(
-                has_data, self.moving_mean * self.decay + mean * (1 - self.decay), self.moving_mean))
-            self.moving_variance.assign(tf.where(
-                has_data, self.moving_variance * self.decay + variance * (1 - self.decay),
-                self.moving_variance))
+            self.moving_mean.assign(
+                tf.where(
+                    has_data,
+                    self.moving_mean * self.decay + mean * (1 - self.decay),
+                    self.moving_mean,
+                )
+            )
+            self.moving_variance.assign(
+                tf.where(
+                    has_data,
+                    self.moving_variance * self.decay + variance * (1 - self.decay),
+                    self.moving_variance,
+                )
+            )
         return (x - mean) * tf.math.rsqrt(variance + self.epsilon) + self.beta
 
 
@@ -175,7 +206,9 @@ class PReLU(keras.layers.Layer):
     """max(x, 0) + alpha * min(x, 0) with one alpha per channel, starting at 0 (a ReLU)."""
 
     def build(self, input_shape):
-        self.alpha = self.add_weight(name="alpha", shape=(int(input_shape[-1]),), initializer="zeros")
+        self.alpha = self.add_weight(
+            name="alpha", shape=(int(input_shape[-1]),), initializer="zeros"
+        )
 
     def call(self, x):
         return tf.nn.relu(x) + self.alpha * tf.minimum(x, tf.zeros_like(x))
@@ -184,12 +217,29 @@ class PReLU(keras.layers.Layer):
 class ConvBlock(keras.layers.Layer):
     """Conv (no bias) -> BatchNorm -> PReLU: every layer of both towers but the last."""
 
-    def __init__(self, filters, kernel_size, padding, formulation, weight_decay=0.0,
-                 batch_norm_decay=0.999, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        padding,
+        formulation,
+        weight_decay=0.0,
+        batch_norm_decay=0.999,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.conv = Conv(filters, kernel_size, padding, formulation, weight_decay=weight_decay,
-                         name="conv", dtype=self.dtype_policy)
-        self.batch_norm = BatchNorm(decay=batch_norm_decay, name="batch_norm", dtype=self.dtype_policy)
+        self.conv = Conv(
+            filters,
+            kernel_size,
+            padding,
+            formulation,
+            weight_decay=weight_decay,
+            name="conv",
+            dtype=self.dtype_policy,
+        )
+        self.batch_norm = BatchNorm(
+            decay=batch_norm_decay, name="batch_norm", dtype=self.dtype_policy
+        )
         self.activation = PReLU(name="activation", dtype=self.dtype_policy)
 
     def regularization_loss(self):

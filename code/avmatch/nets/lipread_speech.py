@@ -1,5 +1,6 @@
 """The speech tower (`speech_cnn` of the reference): 1-D convolutions over the filterbank
 axis of each 20 ms frame, then one layer over the 15 frames of the 0.3 s window."""
+
 import tensorflow as tf
 
 from avmatch.nets.layers import ConvBlock, MaxPool
@@ -11,19 +12,41 @@ def speech_to_5d(inputs, dtype=tf.float32):
     return tf.expand_dims(tf.cast(inputs, dtype), 3)
 
 
-def lipread_speech(formulation="fast", weight_decay=4e-5, batch_norm_decay=0.999, dtype="float32",
-                   num_frames=15, embedding_size=64):
-    """Builds the speech tower, input (B, 15, 40, C) -> (B, 64); 164,816 trainable parameters for (15, 40, 3) inputs."""
+def lipread_speech(
+    formulation="fast",
+    weight_decay=4e-5,
+    batch_norm_decay=0.999,
+    dtype="float32",
+    num_frames=15,
+    embedding_size=64,
+):
+    """Builds the speech tower: (B, 15, 40, C) -> (B, 64); 164,816 trainable parameters for
+    C = 3 (MFEC with first and second derivatives)."""
+
     def block(filters, freq, name):
-        return ConvBlock(filters, (1, freq, 1), "VALID", formulation, weight_decay,
-                         batch_norm_decay, name=name, dtype=dtype)
+        return ConvBlock(
+            filters,
+            (1, freq, 1),
+            "VALID",
+            formulation,
+            weight_decay,
+            batch_norm_decay,
+            name=name,
+            dtype=dtype,
+        )
 
     def pool(name):
         return MaxPool((1, 2, 1), (1, 2, 1), formulation, name=name, dtype=dtype)
 
-    layers = [block(16, 5, "conv1"), pool("pool1"),
-              block(32, 4, "conv21"), block(32, 4, "conv22"), pool("pool2"),
-              block(64, 3, "conv31"), block(64, 3, "conv32"),
-              block(128, 2, "fc4")]
+    layers = [
+        block(16, 5, "conv1"),
+        pool("pool1"),
+        block(32, 4, "conv21"),
+        block(32, 4, "conv22"),
+        pool("pool2"),
+        block(64, 3, "conv31"),
+        block(64, 3, "conv32"),
+        block(128, 2, "fc4"),
+    ]
     head = head_conv((num_frames, 1, 1), formulation, weight_decay, embedding_size, dtype)
     return Tower(layers, head, speech_to_5d, name="speech_cnn", dtype=dtype)

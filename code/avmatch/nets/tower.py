@@ -1,4 +1,5 @@
 """A tower: a stack of ConvBlocks with pooling, ending in a biased conv to a 64-d embedding."""
+
 import keras
 import tensorflow as tf
 
@@ -8,7 +9,8 @@ from avmatch.nets.layers import Conv, ConvBlock
 class Tower(keras.Model):
     """One modality's network.
 
-    `to_5d` maps the modality's natural input (see its builder) to (B, T, H, W, C) of the given dtype.
+    `to_5d` maps the modality's natural input (see its builder) to (B, T, H, W, C) in the
+    tower's dtype.
     call(inputs, training, sample_weight): sample_weight (B,) optional batch-norm weights
     (see layers.BatchNorm); returns float32 (B, embedding_size).
     """
@@ -31,8 +33,9 @@ class Tower(keras.Model):
     def regularization_loss(self):
         """The L2 weight decay of every conv kernel, as slim's regularisers add it."""
         blocks = [layer for layer in self.body if isinstance(layer, ConvBlock)]
-        return tf.add_n([block.regularization_loss() for block in blocks]
-                        + [self.head.regularization_loss()])
+        return tf.add_n(
+            [block.regularization_loss() for block in blocks] + [self.head.regularization_loss()]
+        )
 
     def call(self, inputs, training=False, sample_weight=None):
         x = self.to_5d(inputs, self.compute_dtype)
@@ -46,5 +49,13 @@ class Tower(keras.Model):
 
 def head_conv(kernel_size, formulation, weight_decay, embedding_size=64, dtype="float32"):
     """The last layer: VALID conv with bias over the whole remaining input, no BN/activation."""
-    return Conv(embedding_size, kernel_size, "VALID", formulation, use_bias=True,
-                weight_decay=weight_decay, name="head", dtype=dtype)
+    return Conv(
+        embedding_size,
+        kernel_size,
+        "VALID",
+        formulation,
+        use_bias=True,
+        weight_decay=weight_decay,
+        name="head",
+        dtype=dtype,
+    )
