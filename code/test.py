@@ -14,11 +14,12 @@ import os
 from absl import app, flags, logging
 
 from avmatch.cli import UsageError, exit_on_usage_error
-from avmatch.config import DEFAULT_TRAIN_DIR, EvalConfig
+from avmatch.config import EvalConfig
 from avmatch.records import SPLITS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint_dir", DEFAULT_TRAIN_DIR, "train.py's --train_dir.")
+_D = EvalConfig()
+flags.DEFINE_string("checkpoint_dir", _D.checkpoint_dir, "train.py's --train_dir.")
 flags.DEFINE_string(
     "data_dir",
     "",
@@ -26,10 +27,14 @@ flags.DEFINE_string(
     "(its config.json), else the demo dataset.",
 )
 flags.DEFINE_string("test_dir", "", "Output directory; empty = CHECKPOINT_DIR/test.")
-flags.DEFINE_enum("split", "test", list(SPLITS), "Split to score.")
-flags.DEFINE_integer("batch_size", 128, "Pairs per scoring batch.")
-flags.DEFINE_integer("num_folds", 10, "Consecutive folds for the mean and std of the metrics.")
-flags.DEFINE_boolean("use_moving_average", False, "Score with the moving averages of the weights.")
+flags.DEFINE_enum("split", _D.split, list(SPLITS), "Split to score.")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Pairs per scoring batch.")
+flags.DEFINE_integer(
+    "num_folds", _D.num_folds, "Consecutive folds for the mean and std of the metrics."
+)
+flags.DEFINE_boolean(
+    "use_moving_average", _D.use_moving_average, "Score with the moving averages of the weights."
+)
 
 
 def run_config(checkpoint_dir):
