@@ -24,7 +24,6 @@ from avmatch.cli import UsageError, exit_on_usage_error
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "videos"
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 5, "Timed repetitions of each measurement (the median is kept).")
@@ -74,8 +73,10 @@ def machine_description(threads):
 
 def measure_prep(videos_dir, max_frames):
     """The tracking_benchmark figures over every video in videos_dir, or a dict with a note."""
+    from avprep.splits import VIDEO_EXTENSIONS
+
     folder = Path(videos_dir)
-    videos = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES) \
+    videos = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) \
         if folder.is_dir() else []
     if not videos:
         return {"skipped": f"no videos in {folder}"}

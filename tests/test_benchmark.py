@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "evaluation" / "benchmark.py"
 
 
-def test_time_calls_times_only_the_repeats():
+def test_time_interleaved_times_only_the_repeats():
     calls = []
-    seconds = benchmarking.time_calls(lambda: calls.append(1), repeats=3, warmup=2)
+    seconds = benchmarking.time_interleaved({"fn": lambda: calls.append(1)}, repeats=3,
+                                            warmup=2)["fn"]
     assert len(calls) == 5
     assert len(seconds) == 3
     assert all(s >= 0 for s in seconds)

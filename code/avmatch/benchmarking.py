@@ -3,7 +3,8 @@
 Both sides run the same function on the same seeded random inputs in one process:
 
 * project: `TrainStep` on the "fast" towers (mouth tower once per window, dropped pairs
-  weighted 0, static shapes, XLA) and `scoring.make_scorer` on window batches;
+  weighted 0, static shapes; without XLA as train.py's default, and with XLA) and
+  `scoring.make_scorer` on window batches;
 * baseline: the reference's way on the "conv3d" towers: every pair carries its own mouth
   cube, the hard pairs are gathered (`train_step.pairwise_loss`, dynamic shapes, no XLA),
   and scoring runs `pair_distances` on independent pairs.
@@ -21,12 +22,13 @@ import tensorflow as tf
 
 from avmatch.ema import WeightAverages
 from avmatch.instance import MatchingInstance, window_pairs
+from avmatch.nets.nets_factory import NETWORKS
 from avmatch.pair_selection import hard_pair_mask
+from avmatch.records import MOUTH_SHAPE
 from avmatch.scoring import make_scorer
 from avmatch.train_step import StepConfig, TrainStep, pairwise_loss
 
-SPEECH_SHAPE = (15, 40, 3)
-MOUTH_SHAPE = (9, 60, 100)
+SPEECH_SHAPE = NETWORKS["lipread_speech"].input_shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +62,6 @@ def time_interleaved(fns, repeats, warmup):
             fn()
             seconds[name].append(time.perf_counter() - start)
     return seconds
-
-
-def time_calls(fn, repeats, warmup):
-    """Seconds of each of `repeats` calls of fn(), after `warmup` untimed calls (a list)."""
-    return time_interleaved({"fn": fn}, repeats, warmup)["fn"]
 
 
 def median_rate(items_per_call, seconds):

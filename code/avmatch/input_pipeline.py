@@ -30,7 +30,6 @@ class DatasetInfo:
     speech_shape: tuple
     windows: dict  # split -> number of windows (each gives 2 pairs)
     files: dict  # split -> shard paths
-    features: dict
 
 
 def _check_first_record(path, speech_shape):
@@ -94,7 +93,7 @@ def load_dataset_info(data_dir, required_splits=("train",), expected_speech=(15,
         if not files[split] or windows[split] == 0:
             raise DatasetError(f"{data_dir} holds no records for the {split!r} split")
         _check_first_record(files[split][0], speech_shape)
-    return DatasetInfo(data_dir, speech_shape, windows, files, manifest.get("features", {}))
+    return DatasetInfo(data_dir, speech_shape, windows, files)
 
 
 def _parser(speech_shape):
@@ -106,7 +105,9 @@ def _parser(speech_shape):
 
 
 def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False):
-    """tf.data.Dataset of window batches of one split.
+    """tf.data.Dataset of window batches of one split: dicts of mouth uint8 (W, 9, 60, 100),
+    speech_genuine and speech_impostor float32 (W, T, F, C), W = windows_per_batch (the last
+    batch smaller unless drop_remainder).
 
     shuffle: read the shards in a seeded random order, interleaved, through a shuffle buffer
     (the order changes with `seed`, so pass seed + epoch for a new order each epoch while
@@ -133,7 +134,7 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def batches_per_epoch(info, split, windows_per_batch, drop_remainder=True):
-    """How many batches `window_batches` gives for one pass over a split."""
-    count = info.windows[split]
-    return count // windows_per_batch if drop_remainder else -(-count // windows_per_batch)
+def batches_per_epoch(info, split, windows_per_batch):
+    """How many full batches `window_batches(..., drop_remainder=True)` gives for one pass
+    over a split."""
+    return info.windows[split] // windows_per_batch

@@ -64,7 +64,8 @@ def weighted_loss(instance, batch, pair_weights, config, global_weight=None):
 
 def pairwise_loss(instance, batch, keep, config):
     """The reference's way, for tests and the baseline: gather the kept pairs and run the
-    towers on them (a mouth cube once per kept pair). Returns (total loss, distances (K,))."""
+    towers on them (a mouth cube once per kept pair). batch: W windows as in weighted_loss;
+    keep: bool (2W,). Returns (total loss scalar, distances (K,) of the K kept pairs)."""
     labels, window_index = window_pairs(tf.shape(batch["mouth"])[0])
     speech = tf.concat([batch["speech_genuine"], batch["speech_impostor"]], 0)
     mouth = tf.boolean_mask(tf.gather(batch["mouth"], window_index), keep)

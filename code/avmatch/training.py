@@ -44,6 +44,7 @@ def make_strategy(name):
 
 
 def parameter_count(variables):
+    """int: the number of scalar weights in `variables`."""
     return int(sum(np.prod(v.shape) for v in variables))
 
 

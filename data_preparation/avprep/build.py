@@ -221,7 +221,7 @@ def _results(todo, config):
 
 def _settings(config):
     """The build settings stored in the manifest."""
-    return {"features": {"speech": config.speech.to_dict(), "window": config.window.to_dict()},
+    return {"features": config.part_settings(),
             "build": {"input_dir": config.input_dir, "split": config.split.to_dict(),
                       "num_output_shards": config.num_output_shards,
                       "predictor_path": config.predictor_path}}

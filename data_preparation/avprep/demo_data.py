@@ -131,7 +131,8 @@ def synthesize_speech(duration, speaker, rng, sample_rate=SAMPLE_RATE):
 
 
 def frame_openings(opening, num_frames, fps=FPS, sample_rate=SAMPLE_RATE):
-    """float (N,): the mean mouth opening over each video frame's duration."""
+    """float (N,): the mean of `opening` (float (S,) per audio sample) over each video
+    frame's duration."""
     per_frame = sample_rate / fps
     edges = np.round(np.arange(num_frames + 1) * per_frame).astype(int)
     edges = np.minimum(edges, len(opening))
@@ -153,7 +154,8 @@ def _jaw_maps():
 
 
 def open_mouth(face, opening, maps):
-    """float32 (512, 512, 3) face with the mouth opened by `opening` in [0, 1]: the jaw
+    """float32 (512, 512, 3) copy of `face` (float32 (512, 512, 3), the source photograph)
+    with the mouth opened by `opening` in [0, 1]: the jaw
     moves down, the upper lip slightly up, and the gap shows a dark mouth cavity."""
     x0, y0, x1, y1 = _PATCH
     xs, ys, lower, upper = maps

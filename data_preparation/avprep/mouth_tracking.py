@@ -139,7 +139,7 @@ def track_reference(frames, predictor_path=None, border=REFERENCE_BORDER, predic
             # the reference keeps the last face of several; the largest is the speaker
             box = max(detections, key=lambda d: d.width() * d.height())
             extents[k], found[k] = _mouth_extent(predictor(frame, box)), True
-    return _track_from_extents(frames, extents, found, border)
+    return _track_from_extents(_grey_or_empty(np.asarray(frames)), extents, found, border)
 
 
 class MouthTracker:
@@ -170,7 +170,7 @@ class MouthTracker:
 
     def track(self, frames):
         """MouthTrack of uint8 (N, H, W, 3) RGB frames."""
-        grey_frames = grey(frames) if len(frames) else np.zeros((0, 1, 1), np.uint8)
+        grey_frames = _grey_or_empty(frames)
         extents = np.zeros((len(frames), 4), np.int64)
         found = np.zeros(len(frames), bool)
         face = None
@@ -180,8 +180,7 @@ class MouthTracker:
                 face = self._face_anywhere(image)
             if face is not None:
                 extents[k], found[k] = _mouth_extent(self._predictor(image, face)), True
-        boxes, active = crop_boxes(extents, found, *grey_frames.shape[1:3], border=self.border)
-        return MouthTrack(crops=mouth_crops(grey_frames, boxes, active), active=active, boxes=boxes)
+        return _track_from_extents(grey_frames, extents, found, self.border)
 
     def _face_near(self, image, face):
         """The face box nearest the previous one, searched in a region around it, or None."""
@@ -252,8 +251,12 @@ def _mouth_extent(shape):
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
-def _track_from_extents(frames, extents, found, border):
-    frames = np.asarray(frames)
-    grey_frames = grey(frames) if len(frames) else np.zeros((0, 1, 1), np.uint8)
+def _grey_or_empty(frames):
+    """grey(frames), or uint8 (0, 1, 1) for no frames."""
+    return grey(frames) if len(frames) else np.zeros((0, 1, 1), np.uint8)
+
+
+def _track_from_extents(grey_frames, extents, found, border):
+    """MouthTrack from uint8 (N, H, W) grey frames and their mouth extents (N, 4)."""
     boxes, active = crop_boxes(extents, found, *grey_frames.shape[1:3], border=border)
     return MouthTrack(crops=mouth_crops(grey_frames, boxes, active), active=active, boxes=boxes)

@@ -152,7 +152,8 @@ def window_starts(num_video_frames, num_speech_frames, config):
 
 
 def fully_active(active, starts, config):
-    """bool (K,): every frame of the window starting at each of `starts` has a mouth."""
+    """bool (K,): every frame of the window starting at each of `starts` (int (K,)) has a
+    mouth in `active` (bool (N,) per video frame)."""
     active = np.asarray(active, dtype=bool)
     return np.array([active[s:s + config.window_frames].all() for s in starts], dtype=bool)
 

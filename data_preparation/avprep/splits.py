@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
-SPLITS = ("train", "validation", "test")
+from avmatch.records import SPLITS
+
 LAYOUTS = ("flat", "lrw", "grid")
 VIDEO_EXTENSIONS = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v",
                     ".flv", ".wmv")
@@ -104,7 +105,7 @@ def read_align(path):
             parts = line.split()
             if len(parts) == 3:
                 spans.append((int(parts[0]) / GRID_UNITS_PER_SECOND,
-                          int(parts[1]) / GRID_UNITS_PER_SECOND, parts[2]))
+                              int(parts[1]) / GRID_UNITS_PER_SECOND, parts[2]))
     return spans
 
 
