@@ -11,9 +11,9 @@ precision_recall.png and distance_histogram.png.
 import json
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 from avmatch.config import EvalConfig
 from avmatch.records import SPLITS
 
@@ -72,4 +72,4 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(exit_on_usage_error(main))
+    run(main)

@@ -10,9 +10,9 @@ project's demo dataset is generated once (cached) and used. Re-running with the 
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 from avmatch.config import DECAY_TYPES, OPTIMIZERS, STRATEGIES, TrainConfig
 
 FLAGS = flags.FLAGS
@@ -106,4 +106,4 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(exit_on_usage_error(main))
+    run(main)

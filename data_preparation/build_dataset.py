@@ -19,9 +19,9 @@ flags to process anything missing and write the dataset.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_dir", None, "Folder of input videos (see --layout).")
@@ -118,4 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(exit_on_usage_error(main))
+    run(main)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 from avmatch.atomic import atomic_write
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 from avprep.mouth_tracking import MissingModelError, MouthTracker
 from avprep.video_io import DecodeError, decode_video, write_video
 
@@ -92,7 +92,7 @@ def annotated_frames(frames, track):
     return out
 
 
-def run(config):
+def track_and_write(config):
     """Tracks, writes every output; returns a dict of what was written."""
     try:
         video = decode_video(config.input, fps=config.fps, need_audio=False,
@@ -140,10 +140,10 @@ def _write_atomically(path, data):
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    summary = run(config_from_flags(flags.FLAGS))
+    summary = track_and_write(config_from_flags(flags.FLAGS))
     print(f"{summary['active']} of {summary['frames']} frames with a mouth; outputs in "
           f"{summary['folder']}", file=sys.stdout)
 
 
 if __name__ == "__main__":
-    app.run(exit_on_usage_error(main))
+    run(main)

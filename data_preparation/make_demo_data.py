@@ -8,9 +8,9 @@ when the dataset (its manifest.json) already exists; an interrupted run resumes.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Dataset folder (default: the demo data home).")
@@ -36,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(exit_on_usage_error(main))
+    run(main)

@@ -18,9 +18,9 @@ import os
 import platform
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from avmatch.cli import UsageError, exit_on_usage_error
+from avmatch.cli import UsageError, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "videos"
@@ -155,4 +155,4 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(exit_on_usage_error(main))
+    run(main)

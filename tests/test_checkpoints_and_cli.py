@@ -281,3 +281,12 @@ def test_train_odd_batch_size_is_one_line_error(dataset, tmp_path):
 def test_test_without_checkpoint_is_one_line_error(dataset, tmp_path):
     result = run_script("test.py", f"--checkpoint_dir={tmp_path}", f"--data_dir={dataset}")
     assert "no checkpoint in" in assert_one_line_error(result)
+
+
+@pytest.mark.parametrize("script,argument,expected", [
+    ("train.py", "--no_such_flag=1", "no_such_flag"),
+    ("test.py", "--split=bogus", "--split=bogus"),
+    ("train.py", "--batch_size=x", "--batch_size=x"),
+])
+def test_unparsable_flag_is_one_line_error(script, argument, expected):
+    assert expected in assert_one_line_error(run_script(script, argument))
