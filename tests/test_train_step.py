@@ -61,7 +61,7 @@ def float64_case():
     inputs = [batch["speech_impostor"]]
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(inputs)
-        weighted, _, _ = weighted_loss(instance, batch, weights, config)
+        weighted, _ = weighted_loss(instance, batch, weights, config)
     weighted_grads = tape.gradient(weighted, variables)
     input_grad = tape.gradient(weighted, inputs[0])
     with tf.GradientTape() as tape:

@@ -46,8 +46,8 @@ def weighted_loss(instance, batch, pair_weights, config, global_weight=None):
       pair_weights: float32 (2W,), 1 for a kept pair, 0 for a dropped one.
       global_weight: the kept-pair count over all replicas (None: this batch's count).
     Returns:
-      (total loss scalar, contrastive part scalar, distances (2W,)). Under a distribution
-      strategy the replica losses add up to the loss of the whole batch.
+      (total loss scalar, distances (2W,)). Under a distribution strategy the replica losses
+      add up to the loss of the whole batch.
     """
     labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
     distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
@@ -59,7 +59,7 @@ def weighted_loss(instance, batch, pair_weights, config, global_weight=None):
     if global_weight is not None:
         data_loss = data_loss * tf.reduce_sum(pair_weights) / tf.maximum(global_weight, 1.0)
     total = data_loss + instance.regularization_loss() / replicas
-    return total, data_loss, distances
+    return total, distances
 
 
 def pairwise_loss(instance, batch, keep, config):
@@ -107,7 +107,7 @@ class TrainStep:
         context = tf.distribute.get_replica_context()
         global_weight = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))
         with tf.GradientTape() as tape:
-            total, _, distances = weighted_loss(self.instance, batch, weights, self.config,
+            total, distances = weighted_loss(self.instance, batch, weights, self.config,
                                                 global_weight)
         grads = tape.gradient(total, self.variables)
         return total, distances, keep, grads

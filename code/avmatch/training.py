@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from avmatch import checkpoints, metrics, optim, records
-from avmatch.config import STRATEGIES
+from avmatch.config import STRATEGIES, EvalConfig
 from avmatch.ema import WeightAverages
 from avmatch.input_pipeline import batches_per_epoch, load_dataset_info, window_batches
 from avmatch.instance import MatchingInstance
@@ -267,7 +267,9 @@ class Trainer:
     def evaluate(self, epoch):
         """Scores the test split with the current weights; logs, summarises, returns metrics."""
         labels, distances = score_split(self.instance, self.info, "test", scorer=self.scorer)
-        result = metrics.fold_metrics(labels, distances, num_folds=min(10, len(labels) // 2))
+        result = metrics.fold_metrics(
+            labels, distances, num_folds=min(EvalConfig.num_folds, len(labels) // 2)
+        )
         logging.info(
             "Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
             epoch + 1,
