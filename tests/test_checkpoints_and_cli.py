@@ -290,3 +290,14 @@ def test_test_without_checkpoint_is_one_line_error(dataset, tmp_path):
 ])
 def test_unparsable_flag_is_one_line_error(script, argument, expected):
     assert expected in assert_one_line_error(run_script(script, argument))
+
+
+def test_step_log_line_follows_the_reference():
+    from avmatch.training import step_log_line
+    batch = {"eer": 0.25, "auc": 0.75, "ap": 0.8}
+    line = step_log_line(0, 4, 62, 12.5, np.array([1.0, 1.0, 0.0]), batch, 30.0, 10.0)
+    assert line.startswith("Epoch 1, Minibatch 5 of 62, Minibatch Loss= 12.500000, EER= 0.25000, "
+                           "AUC= 0.75000, AP= 0.80000, contrib = 3 pairs")
+    only_genuine = step_log_line(1, 0, 62, 1.0, np.array([1.0, 1.0]), batch, 30.0, 10.0)
+    assert "No contributing impostor pair!" in only_genuine
+    assert only_genuine.endswith("contrib = 2 pairs")

@@ -48,6 +48,28 @@ def parameter_count(variables):
     return int(sum(np.prod(v.shape) for v in variables))
 
 
+def step_log_line(epoch, index, steps_per_epoch, loss, kept_labels, batch, rate, remaining):
+    """The reference's per-step line, from 0-based epoch and step indices.
+
+    kept_labels: (K,) labels of the pairs the step learned from; batch: their eer/auc/ap
+    (metrics.batch_metrics). Without an impostor among them the metrics are undefined and the
+    line says so, as the reference did.
+    """
+    head = (
+        f"Epoch {epoch + 1}, Minibatch {index + 1} of {steps_per_epoch}, "
+        f"Minibatch Loss= {loss:.6f}, "
+    )
+    contrib = f"contrib = {len(kept_labels)} pairs"
+    if not len(kept_labels) or np.min(kept_labels) == 1:
+        return head + "No contributing impostor pair! " + contrib
+    return (
+        head
+        + f"EER= {batch['eer']:.5f}, AUC= {batch['auc']:.5f}, AP= {batch['ap']:.5f}, "
+        + contrib
+        + f"  [{rate:.1f} pairs/s, epoch ETA {remaining:.0f} s]"
+    )
+
+
 class _Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGINT, turned into an exception so the run checkpoints before it stops."""
 
@@ -217,30 +239,9 @@ class Trainer:
             return
         rate = elapsed_pairs / max(time.time() - started, 1e-9)
         remaining = (self.steps_per_epoch - index - 1) * self.config.batch_size / max(rate, 1e-9)
-        if labels.min() == 1:
-            logging.info(
-                "Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, No contributing "
-                "impostor pair! contrib = %d pairs",
-                epoch + 1,
-                index + 1,
-                self.steps_per_epoch,
-                loss,
-                kept.sum(),
-            )
-            return
         logging.info(
-            "Epoch %d, Minibatch %d of %d, Minibatch Loss= %.6f, EER= %.5f, AUC= %.5f, "
-            "AP= %.5f, contrib = %d pairs  [%.1f pairs/s, epoch ETA %.0f s]",
-            epoch + 1,
-            index + 1,
-            self.steps_per_epoch,
-            loss,
-            batch["eer"],
-            batch["auc"],
-            batch["ap"],
-            kept.sum(),
-            rate,
-            remaining,
+            "%s",
+            step_log_line(epoch, index, self.steps_per_epoch, loss, labels, batch, rate, remaining),
         )
 
     def _recalibrate(self, epoch):
