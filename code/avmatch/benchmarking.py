@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from avmatch.config import TrainConfig
 from avmatch.ema import WeightAverages
 from avmatch.instance import MatchingInstance, window_pairs
 from avmatch.nets.nets_factory import NETWORKS
@@ -39,9 +40,10 @@ class BenchConfig:
     repeats: int = 5
     warmup: int = 2
     seed: int = 0
-    learning_rate: float = 0.01
-    opt_epsilon: float = 1.0
-    moving_average_decay: float = 0.9999
+    # The optimiser as train.py sets it up by default.
+    learning_rate: float = TrainConfig.learning_rate
+    opt_epsilon: float = TrainConfig.opt_epsilon
+    moving_average_decay: float = TrainConfig.moving_average_decay
 
 
 def time_interleaved(fns, repeats, warmup):
