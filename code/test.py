@@ -8,14 +8,13 @@ Prints the 10-fold mean (and std) EER, interpolated EER, AUC and AP, and writes 
 precision_recall.png and distance_histogram.png.
 """
 
-import json
 import os
 
 from absl import flags, logging
 
-from avmatch.cli import UsageError, run
 from avmatch.config import EvalConfig
-from avmatch.records import SPLITS
+from avprep.cli import UsageError, reported, run
+from avprep.records import SPLITS
 
 FLAGS = flags.FLAGS
 _D = EvalConfig()
@@ -33,17 +32,43 @@ flags.DEFINE_integer(
     "num_folds", _D.num_folds, "Consecutive folds for the mean and std of the metrics."
 )
 flags.DEFINE_boolean(
-    "use_moving_average", _D.use_moving_average, "Score with the moving averages of the weights."
+    "use_moving_average", _D.use_moving_average, "Score with the moving averages of the weights "
+    "(they are in the latest checkpoint: implies --checkpoint=latest)."
 )
+flags.DEFINE_enum("checkpoint", _D.checkpoint, ["best", "latest"],
+                  "best: the epoch with the best validation AUC (CHECKPOINT_DIR/best), when "
+                  "the run kept one; latest: the newest checkpoint.")
+flags.DEFINE_enum("group_by", _D.group_by, ["", "source", "speaker"],
+                  "Also report the metrics per source (input folder) or per speaker.")
 
 
-def run_config(checkpoint_dir):
-    """The training run's config.json as a dict ({} when absent)."""
-    path = os.path.join(checkpoint_dir, "config.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
+def check_checkpoint(checkpoint_dir, which):
+    """Fails early, before any dataset is made, when there is nothing to score."""
+    from avmatch import checkpoints
+
+    try:
+        checkpoints.checkpoint_to_score(checkpoint_dir, which)
+    except FileNotFoundError as error:
+        raise UsageError(f"{error} (train first with code/train.py "
+                         f"--train_dir={checkpoint_dir})") from None
+
+
+def evaluate(config, saved_run):
+    """evaluate_checkpoint, with a bad dataset or checkpoint, or a batch too large for the
+    memory, reported as a UsageError."""
+    import tensorflow as tf
+
+    from avmatch.checkpoints import CheckpointError
+    from avmatch.evaluation import evaluate_checkpoint
+    from avmatch.input_pipeline import DatasetError, naming_damaged_shards
+
+    try:
+        with reported(DatasetError, CheckpointError, FileNotFoundError), \
+                naming_damaged_shards(config.data_dir):
+            return evaluate_checkpoint(config, saved_run, log=logging.info)
+    except tf.errors.ResourceExhaustedError:
+        raise UsageError(f"--batch_size={config.batch_size} does not fit in memory "
+                         "(TensorFlow could not allocate a batch); lower it") from None
 
 
 def main(argv):
@@ -51,19 +76,29 @@ def main(argv):
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.batch_size < 2 or FLAGS.num_folds < 1:
         raise UsageError("--batch_size must be >= 2 and --num_folds >= 1")
+    from avmatch.config import read_saved_run
+    from avprep.demo_data import dataset_or_demo
+
+    check_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint)
+    with reported(ValueError):
+        saved_run = read_saved_run(FLAGS.checkpoint_dir)
     config = EvalConfig(
         checkpoint_dir=FLAGS.checkpoint_dir,
-        data_dir=FLAGS.data_dir,
+        data_dir=dataset_or_demo(FLAGS.data_dir, saved_run.train.data_dir, log=logging.info),
         test_dir=FLAGS.test_dir or os.path.join(FLAGS.checkpoint_dir, "test"),
         split=FLAGS.split,
         batch_size=FLAGS.batch_size,
         num_folds=FLAGS.num_folds,
         use_moving_average=FLAGS.use_moving_average,
+        checkpoint=FLAGS.checkpoint,
+        group_by=FLAGS.group_by,
     )
-    from avmatch.evaluation import evaluate_checkpoint
-
-    result = evaluate_checkpoint(config, run_config(config.checkpoint_dir), log=logging.info)
+    result = evaluate(config, saved_run)
     print(result["summary"])
+    if config.group_by:
+        from avmatch.evaluation import format_groups
+
+        print(format_groups(result["groups"], config.group_by))
     print(
         f"wrote {config.test_dir}: metrics.json, scores.csv, roc.png, precision_recall.png, "
         "distance_histogram.png"

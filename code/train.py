@@ -7,13 +7,15 @@
 project's demo dataset is generated once (cached) and used. Re-running with the same
 --train_dir resumes the run.
 """
+import dataclasses
+import math
 import os
 import sys
 
 from absl import flags, logging
 
-from avmatch.cli import UsageError, run
 from avmatch.config import DECAY_TYPES, OPTIMIZERS, STRATEGIES, TrainConfig
+from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
 _D = TrainConfig()
@@ -68,38 +70,65 @@ flags.DEFINE_integer("max_checkpoints_to_keep", _D.max_checkpoints_to_keep, "Che
 flags.DEFINE_integer("precise_bn_batches", _D.precise_bn_batches, "Training batches whose batch "
                      "statistics replace batch norm's moving statistics after each epoch, before "
                      "evaluation and the checkpoint (0 = keep the moving averages).")
+flags.DEFINE_boolean("augment_mouth", _D.augment_mouth, "Augment the training mouth cubes "
+                     "(zoom/shift of the crop, brightness, contrast, flip; avmatch.augment).")
+flags.DEFINE_boolean("augment_speech", _D.augment_speech, "Add noise to the training speech "
+                     "cubes (avmatch.augment).")
+flags.DEFINE_integer("early_stopping_epochs", _D.early_stopping_epochs, "Stop when the "
+                     "validation AUC has not improved for this many epochs (0 = never).")
 flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuffling.")
 
 
+def check_numbers(config):
+    """`config`, or a UsageError for a float flag that is not a finite number (nan and inf
+    parse as floats but make every loss and metric nan) or a learning rate that is not
+    positive."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{field.name}={value} must be a finite number")
+    if config.learning_rate <= 0:
+        raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
+    return config
+
+
 def config_from_flags():
-    return TrainConfig(**{field: getattr(FLAGS, field) for field in TrainConfig.__dataclass_fields__
-                          if field not in ("checkpoint_exclude_scopes", "trainable_scopes")},
-                       checkpoint_exclude_scopes=tuple(FLAGS.checkpoint_exclude_scopes),
-                       trainable_scopes=tuple(FLAGS.trainable_scopes))
+    """TrainConfig from the parsed flags; UsageError for values that cannot work."""
+    return check_numbers(TrainConfig(
+        **{field: getattr(FLAGS, field) for field in TrainConfig.__dataclass_fields__
+           if field not in ("checkpoint_exclude_scopes", "trainable_scopes")},
+        checkpoint_exclude_scopes=tuple(FLAGS.checkpoint_exclude_scopes),
+        trainable_scopes=tuple(FLAGS.trainable_scopes)))
 
 
-def resolve_data_dir(data_dir):
-    """The dataset to train on: --data_dir, or the demo dataset (generated on first use)."""
-    if data_dir:
-        return data_dir
-    from avprep.demo_data import ensure_demo_dataset
-    logging.info("No --data_dir given: using the demo dataset (synthetic talking faces)")
-    path = ensure_demo_dataset(log=logging.info)
-    logging.info("Demo dataset: %s", path)
-    return path
+def train(trainer):
+    """trainer.run(), with a damaged dataset, an unusable --checkpoint_path or a batch too
+    large for the memory reported as a UsageError."""
+    import tensorflow as tf
+
+    from avmatch.checkpoints import CheckpointError
+    from avmatch.input_pipeline import DatasetError, naming_damaged_shards
+
+    try:
+        with reported(DatasetError, CheckpointError, FileNotFoundError, FloatingPointError), \
+                naming_damaged_shards(trainer.info.data_dir):
+            trainer.run()
+    except tf.errors.ResourceExhaustedError:
+        raise UsageError(f"--batch_size={trainer.config.batch_size} does not fit in memory "
+                         "(TensorFlow could not allocate a batch); lower it") from None
 
 
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = config_from_flags()  # before TensorFlow loads: a bad flag fails at once
     from avmatch.training import Trainer
-    config = config_from_flags()
+    from avprep.demo_data import dataset_or_demo
+    data_dir = dataset_or_demo(config.data_dir, log=logging.info)
+    with reported(ValueError, FileNotFoundError):
+        trainer = Trainer(config, data_dir)
     try:
-        trainer = Trainer(config, resolve_data_dir(config.data_dir))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    try:
-        trainer.run()
+        train(trainer)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -5,8 +5,9 @@
 Each video is decoded at 30 fps with 16 kHz mono audio, its mouth is tracked (dlib), and it
 is cut into 0.3 s windows (9 mouth frames, 15 x 40 x 3 MFEC speech frames) each with its
 genuine (aligned) and impostor (shifted by --impostor_shift) speech. Bad files are skipped
-with a reason (console and manifest). Exit code 0 when records were written, 1 when no
-usable window came out, 2 for bad flags or folders.
+with a reason (console and manifest); files that are not videos are listed as ignored.
+Exit code 0 when records were written, 1 when no usable window came out (then no
+manifest.json is written), 2 for bad flags or folders (a folder without any video included).
 
 Resuming: finished videos are kept in OUTPUT_DIR/parts; re-running the same command skips
 them (after a crash or kill too) and rebuilds the shards without duplicates.
@@ -21,15 +22,27 @@ import sys
 
 from absl import flags
 
-from avmatch.cli import UsageError, run
+from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input_dir", None, "Folder of input videos (see --layout).")
+flags.DEFINE_string("input_dir", None,
+                    "Folder of input videos (see --layout), or several separated by commas: "
+                    "one dataset from several sources, each file's source in the manifest.")
 flags.DEFINE_string("output_dir", None, "Dataset folder to write (created; resumable).")
 flags.DEFINE_enum("layout", "flat", ["flat", "lrw", "grid"],
                   "flat: any folder of videos, split by file hash; lrw: WORD/{train,val,test}/; "
                   "grid: GRID speaker folders (video/ + align/), split by speaker, or by "
-                  "video for a single speaker.")
+                  "video for a single speaker. With several input folders: one layout for all "
+                  "or a comma-separated list, one per folder (e.g. flat,flat,grid).")
+flags.DEFINE_enum("split_by", "file", ["file", "speaker"],
+                  "file: each layout's rule above; speaker: every speaker (a layout's label, "
+                  "else a group of clips with the same face) in exactly one split.")
+flags.DEFINE_float("mouth_border_fraction", 0.4,
+                   "Mouth crop border as a share of the mouth width, so crops look alike at "
+                   "any resolution (the shipped model expects 0.4).")
+flags.DEFINE_boolean("reference_crop", False,
+                     "The reference's fixed 30 px crop border instead of "
+                     "--mouth_border_fraction.")
 flags.DEFINE_float("train_fraction", 0.8, "Share of videos (or speakers) for training.")
 flags.DEFINE_float("validation_fraction", 0.1, "Share for validation.")
 flags.DEFINE_float("test_fraction", 0.1, "Share for testing.")
@@ -66,15 +79,17 @@ def config_from_flags():
     from avprep.speech_features import SpeechFeatureConfig
     if not FLAGS.input_dir or not FLAGS.output_dir:
         raise UsageError("--input_dir and --output_dir are required")
-    if not os.path.isdir(FLAGS.input_dir):
-        raise UsageError(f"--input_dir {FLAGS.input_dir} is not a directory")
+    for folder in FLAGS.input_dir.split(","):
+        if not os.path.isdir(folder):
+            raise UsageError(f"--input_dir {folder} is not a directory")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise UsageError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
     try:
         return BuildConfig(
             input_dir=FLAGS.input_dir, output_dir=FLAGS.output_dir,
             split=splits.SplitConfig(FLAGS.layout, FLAGS.train_fraction,
-                                     FLAGS.validation_fraction, FLAGS.test_fraction),
+                                     FLAGS.validation_fraction, FLAGS.test_fraction,
+                                     FLAGS.split_by),
             speech=SpeechFeatureConfig(kind=FLAGS.features, num_channels=FLAGS.num_channels,
                                        num_cepstra=FLAGS.num_cepstra),
             window=pairs.WindowConfig(
@@ -85,7 +100,8 @@ def config_from_flags():
                 seed=FLAGS.seed),
             num_workers=FLAGS.num_workers, shard_index=FLAGS.shard_index,
             num_shards=FLAGS.num_shards, num_output_shards=FLAGS.num_output_shards,
-            predictor_path=FLAGS.predictor_path)
+            predictor_path=FLAGS.predictor_path,
+            mouth_border_fraction=None if FLAGS.reference_crop else FLAGS.mouth_border_fraction)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -98,10 +114,8 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from avprep.build import build_dataset
     from avprep.mouth_tracking import MissingModelError
-    try:
+    with reported(ValueError, FileNotFoundError, MissingModelError):
         summary = build_dataset(config)
-    except (ValueError, FileNotFoundError, MissingModelError) as error:
-        raise UsageError(str(error)) from None
     print(f"processed {summary['processed']} videos ({summary['reused']} done before): "
           f"{summary['ok']} ok, {summary['skipped']} skipped, {summary['windows']} windows")
     if summary["gathered"]:
@@ -109,6 +123,12 @@ def main(argv):
             print(f"{split}: {info['videos']} videos, {info['windows']} windows "
                   f"({info['genuine']} genuine + {info['impostor']} impostor pairs), "
                   f"{len(info['shards'])} shards")
+        counts = summary["manifest"]["speakers"]
+        for kind in ("per_source", "per_split"):
+            print(f"speakers {kind.replace('_', ' ')}: "
+                  + ", ".join(f"{name} {n}" for name, n in counts[kind].items()))
+        print(f"contact sheets (one face per speaker): "
+              f"{os.path.join(os.path.abspath(config.output_dir), 'speakers-<split>.png')}")
         print(f"dataset: {os.path.abspath(config.output_dir)}")
     if summary["windows"] == 0 and (not summary["gathered"] or not any(
             info["windows"] for info in summary["manifest"]["splits"].values())):

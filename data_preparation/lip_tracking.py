@@ -9,7 +9,8 @@ Writes, beside OUT:
   mouth/frame_N.png the grey 100x60 mouth crop of each active frame N (N from 0);
   activation.json   {"activation": [1 or 0 per frame], ...}: 1 = mouth crop available;
   mouth.gif         the mouth crops as an animation (black where inactive).
-Like the reference, at most --max_frames frames (150) are processed.
+Like the reference, at most --max_frames frames (150) are processed. A video in which no
+frame has a usable mouth (no face found) writes nothing and exits with code 2.
 """
 import io
 import json
@@ -22,9 +23,10 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
-from avmatch.atomic import atomic_write
-from avmatch.cli import UsageError, run
+from avprep.atomic import atomic_write
+from avprep.cli import UsageError, run
 from avprep.mouth_tracking import MissingModelError, MouthTracker
+from avprep.records import FPS
 from avprep.video_io import DecodeError, decode_video, write_video
 
 _CONTAINER_CODECS = {".avi": "MJPG", ".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264"}
@@ -34,7 +36,7 @@ _GREEN, _RED = (0, 255, 0), (255, 0, 0)
 flags.DEFINE_string("input", None, "Input video (any format PyAV reads).")
 flags.DEFINE_string("output", None, "Output video: .avi (MJPG), .mp4, .mkv or .mov. mouth/, "
                     "activation.json and mouth.gif are written in the same folder.")
-flags.DEFINE_float("fps", 30.0, "Frame rate the input is brought to (by timestamp) and written at.")
+flags.DEFINE_float("fps", FPS, "Frame rate the input is brought to (by timestamp) and written at.")
 flags.DEFINE_enum("codec", "auto", _CODECS, "Video codec: auto = MJPG for .avi (the "
                   "reference's default; MJPG needs an .avi output), libx264 otherwise; mp4v = "
                   "MPEG-4 part 2 (.avi, .mp4, .mkv).")
@@ -93,7 +95,8 @@ def annotated_frames(frames, track):
 
 
 def track_and_write(config):
-    """Tracks, writes every output; returns a dict of what was written."""
+    """Tracks, writes every output; returns a dict of what was written. UsageError for an
+    unreadable video, a missing landmark model, or a video without a face."""
     try:
         video = decode_video(config.input, fps=config.fps, need_audio=False,
                              max_frames=config.max_frames or None)
@@ -104,6 +107,9 @@ def track_and_write(config):
     except MissingModelError as error:
         raise UsageError(str(error)) from None
     track = tracker.track(video.frames)
+    if not track.active.any():
+        raise UsageError(f"no face found in {config.input}: none of its {len(track.active)} "
+                         "frames has a usable mouth, so nothing was written")
     folder = config.output.parent
     mouth_folder = folder / "mouth"
     mouth_folder.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,14 @@ mouth moves with synthesized speech, prepared by the same pipeline as real video
 
   python data_preparation/make_demo_data.py [--output_dir=DIR]
 
-Default folder: $AVMATCH_DATA_HOME/demo-v1 or ~/.cache/avmatch/demo-v1. Nothing is redone
+Default folder: $AVMATCH_DATA_HOME/demo-v2 or ~/.cache/avmatch/demo-v2. Nothing is redone
 when the dataset (its manifest.json) already exists; an interrupted run resumes.
 """
 import os
 
 from absl import flags
 
-from avmatch.cli import UsageError, run
+from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Dataset folder (default: the demo data home).")
@@ -29,8 +29,10 @@ def main(argv):
         raise UsageError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from avprep.demo_data import ensure_demo_dataset
-    directory = ensure_demo_dataset(FLAGS.output_dir, num_videos=FLAGS.num_videos,
-                                    seconds=FLAGS.seconds, num_workers=FLAGS.num_workers)
+    from avprep.mouth_tracking import MissingModelError
+    with reported(ValueError, FileNotFoundError, MissingModelError):
+        directory = ensure_demo_dataset(FLAGS.output_dir, num_videos=FLAGS.num_videos,
+                                        seconds=FLAGS.seconds, num_workers=FLAGS.num_workers)
     print(f"demo dataset: {os.path.abspath(directory)}")
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from absl import flags
 
-from avmatch.cli import UsageError, run
+from avprep.cli import UsageError, reported, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "videos"
@@ -131,7 +131,7 @@ def main(argv):
     values = validated_flags()
     set_threads(values.threads)
     from avmatch import benchmarking
-    from avmatch.records import write_json_atomic
+    from avprep.records import write_json_atomic
 
     config = benchmarking.BenchConfig(batch_size=values.batch_size,
                                       score_batch_size=values.score_batch_size,
@@ -149,7 +149,8 @@ def main(argv):
     results["machine"]["load_average_end"] = list(os.getloadavg())
     print("\n".join(report_lines(results)))
     if values.json:
-        write_json_atomic(values.json, results)
+        with reported(OSError, prefix=f"--json={values.json}: "):
+            write_json_atomic(values.json, results)
     return 0
 
 

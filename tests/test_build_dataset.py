@@ -13,8 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from avmatch import records
-from avprep import build, dataset_writer, demo_data, pairs, splits
+from avprep import build, dataset_writer, demo_data, pairs, records, splits
 from avprep.video_io import write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +65,7 @@ def test_demo_video_round_trip_through_records(demo_videos, tmp_path):
     summary = build.build_dataset(_config(source, tmp_path / "out"), log=lambda _: None)
     manifest = records.read_manifest(tmp_path / "out")
     assert summary["gathered"] and summary["ok"] == 1 and summary["windows"] > 5
+    assert manifest["ignored_files"] == []
     assert manifest["shapes"] == {"mouth": [9, 60, 100], "speech": [15, 40, 3]}
     assert manifest["format_version"] == records.FORMAT_VERSION
     assert manifest["features"]["speech"]["kind"] == "mfec"
@@ -98,8 +98,14 @@ def test_bad_inputs_are_skipped_with_reasons(demo_videos, tmp_path):
     write_video(source / "silent_film.mp4", frames, 30.0)
     write_video(source / "no_face.mp4", frames, 30.0, audio=np.zeros(16000, np.float32))
     write_video(source / "short.mp4", frames[:15], 30.0, audio=np.zeros(8000, np.float32))
-    summary = build.build_dataset(_config(source, tmp_path / "out"), log=lambda _: None)
-    files = {f["path"]: f for f in records.read_manifest(tmp_path / "out")["files"]}
+    (source / "speech.wav").write_bytes(b"RIFF")  # audio beside the videos is not read
+    messages = []
+    summary = build.build_dataset(_config(source, tmp_path / "out"), log=messages.append)
+    manifest = records.read_manifest(tmp_path / "out")
+    assert manifest["ignored_files"] == [{"path": "speech.wav", "reason": "not a video (.wav)"}]
+    assert summary["ignored"] == manifest["ignored_files"]
+    assert any(m.startswith("ignored 1 input files: speech.wav (not a video") for m in messages)
+    files = {f["path"]: f for f in manifest["files"]}
     assert files["good.mp4"]["status"] == "ok" and summary["ok"] == 1
     reasons = {path: f["reason"] for path, f in files.items() if f["status"] == "skipped"}
     assert set(reasons) == {"empty.mp4", "corrupt.mp4", "audio_only.mp4", "silent_film.mp4",
@@ -133,6 +139,22 @@ def test_script_exit_codes(tmp_path):
     result = _run_script(f"--input_dir={bad}", f"--output_dir={tmp_path / 'o2'}")
     assert result.returncode == 1
     assert "skipped empty" in result.stderr and "Traceback" not in result.stderr
+    # nothing usable: no manifest, so no empty dataset looks finished
+    assert not (tmp_path / "o2" / records.MANIFEST_NAME).exists()
+    assert "dataset:" not in result.stdout
+
+
+def test_folder_without_video_is_the_error_alone(tmp_path):
+    source = tmp_path / "no_video"
+    source.mkdir()
+    (source / "speech.wav").write_bytes(b"RIFF")
+    result = _run_script(f"--input_dir={source}", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"no video in {source}" in errors[0]
+    assert "1 other files ignored" in errors[0]
+    assert not (tmp_path / "out").exists()
 
 
 def _keys(output_dir):

@@ -6,6 +6,7 @@ learning.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,17 +16,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avmatch import checkpoints, records
+from avmatch import checkpoints
 from avmatch.config import TrainConfig
 from avmatch.input_pipeline import window_batches
 from avmatch.instance import MatchingInstance
+from avprep import records
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_WINDOWS, TEST_WINDOWS = 16, 8
 
 
-def write_dataset(path, windows, manifest_speech=(15, 40, 3), record_speech=None, seed=0):
-    """A dataset directory in the format of avmatch.records: one shard per split.
+def write_dataset(path, windows, manifest_speech=(15, 40, 3), record_speech=None, seed=0,
+                  format_version=records.FORMAT_VERSION):
+    """A dataset directory in the format of avprep.records: one shard per split, with its
+    size and record count in the manifest.
 
     windows: {split: number of windows}; record_speech: the speech shape actually written
     (default: the manifest's), to build datasets whose records disagree with their manifest.
@@ -41,10 +45,15 @@ def write_dataset(path, windows, manifest_speech=(15, 40, 3), record_speech=None
                     rng.normal(size=record_speech).astype(np.float32),
                     rng.normal(size=record_speech).astype(np.float32),
                     f"video{index % 3}", 9 * index, 1.0))
+    splits = {}
+    for split, count in windows.items():
+        name = records.shard_name(split, 0, 1)
+        size = {"bytes": os.path.getsize(os.path.join(path, name)), "records": count}
+        splits[split] = {"windows": count, "shards": [name], "shard_sizes": {name: size}}
     records.write_json_atomic(os.path.join(path, records.MANIFEST_NAME), {
-        "format_version": records.FORMAT_VERSION,
+        "format_version": format_version,
         "shapes": {"mouth": list(records.MOUTH_SHAPE), "speech": list(manifest_speech)},
-        "splits": {split: {"windows": count} for split, count in windows.items()}})
+        "splits": splits})
     return str(path)
 
 
@@ -70,7 +79,8 @@ def assert_one_line_error(result):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("dataset"),
-                         {"train": TRAIN_WINDOWS, "test": TEST_WINDOWS})
+                         {"train": TRAIN_WINDOWS, "validation": TEST_WINDOWS,
+                          "test": TEST_WINDOWS})
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +106,8 @@ def test_train_script_runs_an_epoch(trained_run, dataset):
         epochs = json.load(handle)["epochs"]
     assert [row["epoch"] for row in epochs] == [1]
     assert epochs[0]["global_step"] == 4
-    assert epochs[0]["test"]["num_pairs"] == 2 * TEST_WINDOWS
+    assert epochs[0]["split"] == "validation" and "test" not in epochs[0]
+    assert epochs[0]["validation"]["num_pairs"] == 2 * TEST_WINDOWS
     assert tf.train.latest_checkpoint(train_dir).endswith("ckpt-4")
 
 
@@ -256,6 +267,7 @@ def bad_datasets(tmp_path_factory):
         "records_disagree": write_dataset(root / "records_disagree", small,
                                           manifest_speech=(15, 40, 3), record_speech=(15, 40, 1)),
         "wrong_filters": write_dataset(root / "wrong_filters", small, manifest_speech=(15, 13, 3)),
+        "other_version": write_dataset(root / "other_version", small, format_version=2),
     }
 
 
@@ -264,6 +276,7 @@ def bad_datasets(tmp_path_factory):
     ("empty", "manifest.json"),
     ("records_disagree", "speech_genuine"),
     ("wrong_filters", "speech cubes are [15, 13, 3]"),
+    ("other_version", "dataset format version 2, this code reads version 1"),
 ])
 def test_train_bad_dataset_is_one_line_error(bad_datasets, tmp_path, case, expected):
     result = run_script("train.py", f"--data_dir={bad_datasets[case]}",
@@ -301,3 +314,70 @@ def test_step_log_line_follows_the_reference():
     only_genuine = step_log_line(1, 0, 62, 1.0, np.array([1.0, 1.0]), batch, 30.0, 10.0)
     assert "No contributing impostor pair!" in only_genuine
     assert only_genuine.endswith("contrib = 2 pairs")
+
+
+# -- damaged data, checkpoints and sizes that cannot work --------------------------------
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.01", "0"])
+def test_train_rejects_a_learning_rate_that_is_not_a_positive_number(tmp_path, value):
+    result = run_script("train.py", f"--learning_rate={value}",
+                        f"--train_dir={tmp_path / 'run'}")
+    assert "--learning_rate=" in assert_one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def _damaged_copy(dataset, tmp_path, split, damage):
+    """A copy of `dataset` whose `split` shard went through damage(bytes) -> bytes."""
+    copy = tmp_path / "damaged"
+    shutil.copytree(dataset, copy)
+    shard = copy / records.shard_name(split, 0, 1)
+    shard.write_bytes(damage(shard.read_bytes()))
+    return copy, shard
+
+
+def _half(data):
+    return data[:len(data) // 2]
+
+
+def _flip_late_byte(data):
+    data = bytearray(data)
+    data[len(data) * 3 // 4] ^= 0xFF  # a later record: opening the dataset still works
+    return bytes(data)
+
+
+@pytest.mark.parametrize("script,split,damage,expected", [
+    ("train.py", "train", _half, "is damaged: "),
+    ("test.py", "test", _half, "is damaged: "),
+    ("test.py", "test", _flip_late_byte, "is damaged: corrupted record"),
+])
+def test_damaged_shard_is_named_in_one_line(trained_run, dataset, tmp_path, script, split,
+                                            damage, expected):
+    copy, shard = _damaged_copy(dataset, tmp_path, split, damage)
+    train_dir, _ = trained_run
+    if script == "train.py":
+        args = [f"--data_dir={copy}", f"--train_dir={tmp_path / 'run'}", "--batch_size=8"]
+    else:
+        args = [f"--checkpoint_dir={train_dir}", f"--data_dir={copy}",
+                f"--test_dir={tmp_path / 'test'}"]
+    error = assert_one_line_error(run_script(script, *args))
+    assert f"{shard} {expected}" in error
+
+
+def test_damaged_checkpoint_is_one_line_error(trained_run, dataset, tmp_path):
+    train_dir, _ = trained_run
+    damaged = tmp_path / "run"
+    shutil.copytree(train_dir, damaged)
+    rng = np.random.default_rng(0)
+    data_files = sorted(damaged.rglob("*.data-*"))
+    assert data_files
+    for data_file in data_files:
+        data_file.write_bytes(rng.bytes(data_file.stat().st_size))
+    result = run_script("test.py", f"--checkpoint_dir={damaged}", f"--data_dir={dataset}",
+                        f"--test_dir={tmp_path / 'test'}")
+    assert "cannot restore checkpoint" in assert_one_line_error(result)
+
+
+def test_test_batch_size_beyond_memory_is_one_line_error(trained_run, dataset, tmp_path):
+    train_dir, _ = trained_run
+    result = run_script("test.py", f"--checkpoint_dir={train_dir}", f"--data_dir={dataset}",
+                        f"--test_dir={tmp_path / 'test'}", "--batch_size=100000000")
+    assert "--batch_size=100000000 does not fit in memory" in assert_one_line_error(result)

@@ -3,16 +3,15 @@ import os
 
 import numpy as np
 
-from avmatch import records
-from avprep import demo_data
+from avprep import demo_data, records
 from avprep.mouth_tracking import MouthTracker
 
 
 def test_default_demo_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AVMATCH_DATA_HOME", str(tmp_path))
-    assert demo_data.default_demo_dir() == os.path.join(str(tmp_path), "demo-v1")
+    assert demo_data.default_demo_dir() == os.path.join(str(tmp_path), "demo-v2")
     monkeypatch.delenv("AVMATCH_DATA_HOME")
-    assert demo_data.default_demo_dir().endswith(os.path.join(".cache", "avmatch", "demo-v1"))
+    assert demo_data.default_demo_dir().endswith(os.path.join(".cache", "avmatch", "demo-v2"))
 
 
 def test_speech_and_mouth_opening_go_together():

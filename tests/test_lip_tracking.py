@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avprep.video_io import decode_video
+from avprep.video_io import decode_video, write_video
 
 SCRIPT = Path(__file__).resolve().parents[1] / "data_preparation" / "lip_tracking.py"
 
@@ -59,3 +59,14 @@ def test_corrupt_input_and_wrong_codec_are_usage_errors(tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     done = _run(f"--input={corrupt}", f"--output={tmp_path / 'out.mp4'}", "--codec=MJPG")
     assert done.returncode == 2 and ".avi" in done.stderr
+
+
+def test_video_without_a_face_is_an_error_and_writes_nothing(tmp_path):
+    faceless = tmp_path / "faceless.mp4"
+    write_video(faceless, np.full((20, 96, 96, 3), 128, np.uint8), 30.0)
+    output = tmp_path / "out" / "tracked.mp4"
+    done = _run(f"--input={faceless}", f"--output={output}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: no face found in {faceless}")
+    assert not output.parent.exists()

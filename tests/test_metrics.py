@@ -157,3 +157,17 @@ def test_fold_metrics_without_any_two_class_fold_raises():
         metrics.fold_metrics([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], num_folds=2)
     with pytest.raises(ValueError, match="num_folds"):
         metrics.fold_metrics([1, 0], [0.1, 0.2], num_folds=3)
+
+
+def test_group_metrics_score_each_group_alone():
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    distances = np.array([1.0, 5.0, 2.0, 6.0, 5.0, 1.0, 6.0, 2.0])
+    groups = np.array(["good", "good", "good", "good", "bad", "bad", "bad", "bad"])
+    result = metrics.group_metrics(labels, distances, groups)
+    assert list(result) == ["bad", "good"]
+    assert result["good"]["auc"] == 1.0 and result["good"]["eer"] == 0.0
+    assert result["bad"]["auc"] == 0.0 and result["good"]["num_pairs"] == 4
+    one_class = metrics.group_metrics(labels[:2], distances[:2], np.array(["a", "b"]))
+    assert one_class == {}
+    with pytest.raises(ValueError, match="groups must have shape"):
+        metrics.group_metrics(labels, distances, groups[:3])

@@ -60,6 +60,36 @@ def test_grid_single_speaker_splits_by_video_with_alignments(tmp_path):
     assert entries[-1].align_path is None
 
 
+def _ignored(input_dir, config=splits.SplitConfig(), exclude_dir=None):
+    """{path: reason} of splits.ignored_files of `input_dir` (a str: one or more folders)."""
+    entries = splits.list_videos(input_dir, config)
+    return {item["path"]: item["reason"]
+            for item in splits.ignored_files(input_dir, config, entries, exclude_dir)}
+
+
+def test_files_that_are_not_videos_are_listed_as_ignored(tmp_path):
+    _touch(tmp_path, ["a.mp4", "B.MOV", "speech.wav", "sub/notes", ".DS_Store",
+                      ".cache/x.bin", "out/manifest.json"])
+    assert _ignored(str(tmp_path), exclude_dir=str(tmp_path / "out")) == {
+        "speech.wav": "not a video (.wav)", "sub/notes": "not a video (no extension)"}
+
+
+def test_ignored_files_by_layout_and_source(tmp_path):
+    _touch(tmp_path / "lrw", ["ABOUT/train/ABOUT_1.mp4", "ABOUT/train/ABOUT_1.txt",
+                              "ABOUT/extra/ABOUT_2.mp4"])
+    lrw = _ignored(str(tmp_path / "lrw"), splits.SplitConfig(layout="lrw"))
+    assert lrw["ABOUT/train/ABOUT_1.txt"] == "not a video (.txt)"
+    assert "train/, val/ or test/" in lrw["ABOUT/extra/ABOUT_2.mp4"] and len(lrw) == 2
+    # the alignments a grid layout reads are used; one without a video is not
+    _touch(tmp_path / "grid", ["video/c1.mpg", "align/c1.align", "align/c9.align"])
+    assert _ignored(str(tmp_path / "grid"), splits.SplitConfig(layout="grid")) == {
+        "align/c9.align": "not a video (.align)"}
+    # several sources: paths carry the source name, as the videos' do
+    both = f"{tmp_path / 'lrw'},{tmp_path / 'grid'}"
+    assert set(_ignored(both, splits.SplitConfig(layout="lrw,grid"))) == {
+        "lrw/ABOUT/train/ABOUT_1.txt", "lrw/ABOUT/extra/ABOUT_2.mp4", "grid/align/c9.align"}
+
+
 def test_grid_speakers_never_span_two_splits(tmp_path):
     files = [f"s{s}/video/c{i}.mpg" for s in range(1, 11) for i in range(3)]
     _touch(tmp_path, files + [f"s{s}/align/c0.align" for s in range(1, 11)])

@@ -38,10 +38,12 @@ def margin_dropping_half(instance, batch):
     """A hard_margin that keeps the two closest of the 4 impostors and drops the other two.
 
     On random inputs every impostor tends to be closer than the farthest genuine pair, so a
-    fixed margin (even 0) may keep them all; the margin is set from the inference distances.
+    fixed margin (even 0) may keep them all; the margin is set from the selection pass's
+    distances (batch statistics).
     """
     distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
-                                          batch["speech_impostor"]).numpy()
+                                          batch["speech_impostor"], training=True,
+                                          update_statistics=False).numpy()
     max_gen = distances[:WINDOWS].max()
     impostors = np.sort(distances[WINDOWS:])
     return float((impostors[1] + impostors[2]) / 2 - max_gen)
@@ -150,3 +152,34 @@ def test_train_step_under_mirrored_strategy_with_two_cpus():
     assert report["outputs_shape"] == [2 * 4]
     assert report["changed_variables"] == report["num_variables"] == 40
     assert report["shadows_moved"] == 40
+
+
+def _moving_statistics(instance):
+    return [v.numpy().copy() for v in instance.variables if "moving_" in v.path]
+
+
+def test_selection_uses_batch_statistics_like_the_reference():
+    """kept_pairs equals the reference's rule on the reference's selection pass: every pair
+    with its own mouth cube, batch norm on the batch's statistics; the moving averages are
+    not touched (they would be with training=True alone)."""
+    keras.utils.set_random_seed(4)
+    instance = MatchingInstance.create(formulation="fast")
+    randomise_alphas(instance, 5)
+    batch = random_batch(6, windows=8)
+    labels = np.r_[np.ones(8), np.zeros(8)]
+    window_index = np.r_[np.arange(8), np.arange(8)]
+    mouth = tf.gather(batch["mouth"], window_index)
+    speech = tf.concat([batch["speech_genuine"], batch["speech_impostor"]], 0)
+    before = _moving_statistics(instance)
+    reference = instance.pair_distances(mouth, speech, training=True,
+                                        update_statistics=False).numpy()
+    inference = instance.pair_distances(mouth, speech).numpy()
+    # the two modes differ by an order of magnitude at initialisation: the test can tell them
+    assert np.median(reference) > 3 * np.median(inference)
+    hard_margin = float(np.sort(reference[8:])[3] - reference[:8].max())
+    expected = labels.astype(bool) | (reference < reference[:8].max() + hard_margin)
+    keep = kept_pairs(instance, batch, StepConfig(hard_margin=hard_margin)).numpy()
+    np.testing.assert_array_equal(keep, expected)
+    assert 0 < keep[8:].sum() < 8
+    for old, new in zip(before, _moving_statistics(instance)):
+        np.testing.assert_array_equal(old, new)

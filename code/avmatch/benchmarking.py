@@ -25,9 +25,9 @@ from avmatch.ema import WeightAverages
 from avmatch.instance import MatchingInstance, window_pairs
 from avmatch.nets.nets_factory import NETWORKS
 from avmatch.pair_selection import hard_pair_mask
-from avmatch.records import MOUTH_SHAPE
 from avmatch.scoring import make_scorer
 from avmatch.train_step import StepConfig, TrainStep, pairwise_loss
+from avprep.records import MOUTH_SHAPE
 
 SPEECH_SHAPE = NETWORKS["lipread_speech"].input_shape
 
@@ -126,7 +126,8 @@ def project_train_fn(instance, config, jit_compile):
 def baseline_train_fn(instance, config):
     """A callable batch -> kept-pair count (int): the reference's step on per-pair inputs.
 
-    (a) distances of every pair in inference mode, each pair with its own mouth cube;
+    (a) distances of every pair with batch statistics (moving averages untouched), each pair
+    with its own mouth cube;
     (b) hard_pair_mask; (c) pairwise_loss on the gathered kept pairs under a tape;
     (d) Adam and the moving averages. tf.function without XLA (the kept set has a
     data-dependent size).
@@ -139,8 +140,9 @@ def baseline_train_fn(instance, config):
     def step(batch):
         labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
         mouth, speech = per_pair_inputs(batch)
-        keep = hard_pair_mask(labels, instance.pair_distances(mouth, speech),
-                              step_config.hard_margin)
+        distances = instance.pair_distances(mouth, speech, training=True,
+                                            update_statistics=False)
+        keep = hard_pair_mask(labels, distances, step_config.hard_margin)
         with tf.GradientTape() as tape:
             loss, _ = pairwise_loss(instance, batch, keep, step_config)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))

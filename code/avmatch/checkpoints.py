@@ -3,19 +3,28 @@
 A checkpoint holds both towers under the reference's scope names (speech_cnn/...,
 mouth_cnn/...), the optimiser, the moving averages of the weights and the run's progress
 (epoch and step within the epoch), so an interrupted run resumes where it stopped.
+
+Problems raise plain exceptions about the checkpoint (FileNotFoundError, CheckpointError, a
+ValueError); the scripts say which flag to change.
 """
 import collections
+import os
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from avmatch.cli import UsageError
-
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+# What TensorFlow raises for a damaged checkpoint depends on where the damage is: a bad
+# checksum (OpError), an object graph that does not parse (DecodeError, IndexError, KeyError)
+# or one that does not match the towers (AssertionError, ValueError).
+_UNREADABLE = (tf.errors.OpError, DecodeError, IndexError, KeyError, AssertionError,
+               ValueError, RuntimeError)
 
 
-class CheckpointError(UsageError):
-    """No usable checkpoint where one is needed."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, damaged, or without the variables
+    needed."""
 
 
 def training_checkpoint(instance, optimizer, averages, progress):
@@ -24,21 +33,45 @@ def training_checkpoint(instance, optimizer, averages, progress):
                                optimizer=optimizer, moving_averages=averages, **progress)
 
 
+def _first_line(error):
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message.strip().splitlines()[0]
+
+
 def latest_checkpoint(checkpoint_dir):
-    """Path prefix of the newest checkpoint in `checkpoint_dir`; CheckpointError if none."""
+    """Path prefix of the newest checkpoint in `checkpoint_dir`; FileNotFoundError if none."""
     path = tf.train.latest_checkpoint(checkpoint_dir) if tf.io.gfile.isdir(checkpoint_dir) else None
     if path is None:
-        raise CheckpointError(f"no checkpoint in {checkpoint_dir} (train first with code/train.py "
-                              f"--train_dir={checkpoint_dir})")
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
     return path
 
 
+BEST_DIR = "best"
+
+
+def checkpoint_to_score(checkpoint_dir, which="best"):
+    """Path prefix of the checkpoint to evaluate: with which="best", the towers kept in
+    CHECKPOINT_DIR/best (the epoch of the best validation AUC) when there are any, else the
+    newest checkpoint of the directory itself (also for which="latest", or when
+    `checkpoint_dir` is itself a folder of bare towers such as a shipped model)."""
+    best = os.path.join(checkpoint_dir, BEST_DIR)
+    if which == "best" and tf.io.gfile.isdir(best) and tf.train.latest_checkpoint(best):
+        return tf.train.latest_checkpoint(best)
+    return latest_checkpoint(checkpoint_dir)
+
+
 def restore_towers(path, instance, averages=None):
-    """Loads the towers (and, if given, the weight averages) of checkpoint `path`."""
+    """Loads the towers (and, if given, the weight averages) of checkpoint `path`;
+    CheckpointError when its files are damaged or do not hold these towers."""
     objects = {"speech_cnn": instance.speech_net, "mouth_cnn": instance.mouth_net}
     if averages is not None:
         objects["moving_averages"] = averages
-    tf.train.Checkpoint(**objects).restore(path).expect_partial().assert_existing_objects_matched()
+    try:
+        status = tf.train.Checkpoint(**objects).restore(path).expect_partial()
+        status.assert_existing_objects_matched()
+    except _UNREADABLE as error:
+        raise CheckpointError(f"cannot restore checkpoint {path} (damaged, or not of these "
+                              f"towers): {type(error).__name__}: {_first_line(error)}") from None
 
 
 def _in_scopes(name, scopes):
@@ -86,7 +119,7 @@ def warm_start(instance, checkpoint_path, exclude_scopes=(), ignore_missing_vars
         reader = tf.train.load_checkpoint(checkpoint_path)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as error:
         raise CheckpointError(f"cannot read checkpoint {checkpoint_path}: "
-                              f"{str(error).splitlines()[0]}") from None
+                              f"{_first_line(error)}") from None
     shapes = reader.get_variable_to_shape_map()
     keys = _keys_by_path(reader)
     copied = 0
@@ -99,18 +132,19 @@ def warm_start(instance, checkpoint_path, exclude_scopes=(), ignore_missing_vars
                 continue
             found = "missing" if key not in shapes else f"of shape {shapes[key]}"
             raise CheckpointError(f"{checkpoint_path}: variable {variable.path} is {found} "
-                                  f"(want {list(variable.shape)}); see --ignore_missing_vars and "
-                                  "--checkpoint_exclude_scopes")
+                                  f"(want {list(variable.shape)}); ignore missing variables or "
+                                  "exclude their scope to fine-tune without it")
         variable.assign(reader.get_tensor(key))
         copied += 1
     return copied
 
 
 def trainable_subset(variables, trainable_scopes):
-    """The variables to train: all of them, or those under `trainable_scopes`."""
+    """The variables to train: all of them, or those under `trainable_scopes`; ValueError
+    when the scopes match no variable."""
     if not trainable_scopes:
         return list(variables)
     chosen = [v for v in variables if _in_scopes(v.path, trainable_scopes)]
     if not chosen:
-        raise UsageError(f"--trainable_scopes {','.join(trainable_scopes)} match no variable")
+        raise ValueError(f"trainable scopes {','.join(trainable_scopes)} match no variable")
     return chosen

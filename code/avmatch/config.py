@@ -1,9 +1,12 @@
 """Run configurations: small frozen dataclasses built from the entry scripts' flags and saved
 as JSON beside the checkpoints. Library modules take these, never flags."""
 import dataclasses
+import json
 import os
+from typing import Optional
 
 DEFAULT_TRAIN_DIR = os.path.join("runs", "lipread")
+RUN_CONFIG_NAME = "config.json"  # a run's TrainConfig (to_dict), beside its checkpoints
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
@@ -45,6 +48,9 @@ class TrainConfig:
     jit_compile: bool = False
     max_checkpoints_to_keep: int = 5
     precise_bn_batches: int = 50
+    augment_mouth: bool = False
+    augment_speech: bool = False
+    early_stopping_epochs: int = 0
     seed: int = 0
 
     def to_dict(self):
@@ -64,3 +70,41 @@ class EvalConfig:
     batch_size: int = 128
     num_folds: int = 10
     use_moving_average: bool = False
+    checkpoint: str = "best"
+    group_by: str = ""
+
+
+def train_config_from_dict(payload):
+    """TrainConfig from a dict such as TrainConfig.to_dict() gives: keys it does not know
+    (a run of another version) are ignored, missing ones take their defaults."""
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in payload.items() if key in fields}
+    for key in ("checkpoint_exclude_scopes", "trainable_scopes"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return TrainConfig(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRun:
+    """What a run saved in its config.json: the TrainConfig it ran with (train.data_dir: the
+    dataset it trained on) and the dataset features its model depends on (None when the run
+    recorded none)."""
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    features: Optional[dict] = None
+
+
+def read_saved_run(train_dir):
+    """The SavedRun of TRAIN_DIR/config.json, the one reader of that file; the defaults
+    when the folder has none (e.g. bare towers). ValueError when it is not a JSON object."""
+    path = os.path.join(train_dir, RUN_CONFIG_NAME)
+    if not os.path.exists(path):
+        return SavedRun()
+    with open(path) as handle:
+        try:
+            payload = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} does not hold a training configuration")
+    return SavedRun(train_config_from_dict(payload), payload.get("features"))

@@ -1,25 +1,31 @@
-"""Reading prepared datasets (see avmatch.records) into batches of windows with tf.data.
+"""Reading prepared datasets (see avprep.records) into batches of windows with tf.data.
 
 A batch is a dict of W windows: mouth uint8 (W, 9, 60, 100), speech_genuine and
 speech_impostor float32 (W, T, F, C); it holds 2W pairs (instance.window_pairs), so
 --batch_size pairs means batch_size / 2 windows.
+
+A dataset that cannot be used raises DatasetError (a ValueError) whose message names the
+directory or the shard and what is wrong with it.
 """
 
+import contextlib
 import dataclasses
 import glob
+import json
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
-from avmatch import records
-from avmatch.cli import UsageError
+from avprep import records
 
 MODEL_KEYS = ("mouth", "speech_genuine", "speech_impostor")
 
 
-class DatasetError(UsageError):
-    """The dataset directory cannot be used: missing, empty, or of the wrong shape."""
+class DatasetError(ValueError):
+    """The dataset directory cannot be used: missing, empty, damaged, of another format
+    version or of the wrong shape."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +38,25 @@ class DatasetInfo:
     files: dict  # split -> shard paths
 
 
+def _first_line(error):
+    """What a TensorFlow error says, without the graph context around it: its first line
+    less the "{{function_node ...}}" prefix and the "[Op:...]" suffix."""
+    message = getattr(error, "message", None) or str(error)
+    line = (message.strip().splitlines() or [""])[0]
+    line = re.sub(r"^\{\{[^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:.*$", "", line)
+
+
 def _check_first_record(path, speech_shape):
-    """Raises DatasetError if the first record of `path` does not hold the manifest's shapes."""
+    """Raises DatasetError if the first record of `path` cannot be read or does not hold the
+    manifest's shapes."""
     example = tf.train.Example()
-    for raw in tf.data.TFRecordDataset(path).take(1):
-        example.ParseFromString(raw.numpy())
+    try:
+        for raw in tf.data.TFRecordDataset(path).take(1):
+            example.ParseFromString(raw.numpy())
+    except tf.errors.DataLossError as error:
+        raise DatasetError(f"{path} is damaged: {_first_line(error)}; rebuild the "
+                           "dataset") from None
     feature = example.features.feature
     expected = {
         "mouth": int(np.prod(records.MOUTH_SHAPE)),
@@ -53,26 +73,62 @@ def _check_first_record(path, speech_shape):
             )
 
 
-def load_dataset_info(data_dir, required_splits=("train",), expected_speech=(15, 40)):
-    """Checks a dataset directory and describes it.
+def _check_shard_sizes(data_dir, paths, sizes):
+    """Raises DatasetError naming the first shard that disagrees with the manifest's sizes.
 
-    Raises DatasetError, one line, when the directory does not exist, has no manifest, has no
-    records for a required split, or holds cubes of a shape the towers cannot take
-    (mouth must be (9, 60, 100); speech (15, 40, C)).
+    paths: the split's shard files found on disk; sizes: {shard name: {"bytes", "records"}}
+    from the manifest ({} for a manifest written before sizes were kept: nothing to check).
+    A truncated shard still reads without error (TFRecord stops at the cut), so its size
+    is the only sign of it.
     """
+    if not sizes:
+        return
+    found = {os.path.basename(path): path for path in paths}
+    for name in sorted(set(sizes) | set(found)):
+        path = found.get(name, os.path.join(data_dir, name))
+        if name not in found:
+            raise DatasetError(f"{path} is missing (listed in the manifest); rebuild the dataset")
+        if name not in sizes:
+            raise DatasetError(f"{path} is not listed in {records.MANIFEST_NAME} (left from "
+                               "another build?); rebuild the dataset")
+        actual, expected = os.path.getsize(path), int(sizes[name]["bytes"])
+        if actual != expected:
+            raise DatasetError(
+                f"{path} is damaged: {actual} bytes, the manifest says {expected} "
+                f"({sizes[name]['records']} records); rebuild the dataset"
+            )
+
+
+def _read_manifest(data_dir):
+    """The manifest dict of `data_dir`; DatasetError when absent, not JSON, or of another
+    format version."""
     if not os.path.isdir(data_dir):
         raise DatasetError(f"data_dir {data_dir} does not exist or is not a directory")
     try:
-        manifest = records.read_manifest(data_dir)
+        return records.read_manifest(data_dir)
     except FileNotFoundError:
         raise DatasetError(
             f"{data_dir} holds no {records.MANIFEST_NAME}: not a dataset written by "
             "data_preparation/build_dataset.py"
         ) from None
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise DatasetError(
             f"{data_dir}/{records.MANIFEST_NAME} is not valid JSON: {error}"
         ) from None
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
+
+
+def load_dataset_info(data_dir, required_splits=("train",),
+                      expected_speech=(records.SPEECH_FRAMES, records.NUM_FILTERS)):
+    """Checks a dataset directory and describes it.
+
+    Raises DatasetError, one line, when the directory does not exist, has no manifest or one
+    of another format version, has no records for a required split, a shard of a required
+    split whose size differs from the manifest's (truncated, or missing), or holds cubes of
+    a shape the towers cannot take (mouth must be (9, 60, 100); speech (15, 40, C)).
+    """
+    manifest = _read_manifest(data_dir)
     shapes = manifest.get("shapes", {})
     if tuple(shapes.get("mouth", ())) != records.MOUTH_SHAPE:
         raise DatasetError(
@@ -92,19 +148,59 @@ def load_dataset_info(data_dir, required_splits=("train",), expected_speech=(15,
     for split in required_splits:
         if not files[split] or windows[split] == 0:
             raise DatasetError(f"{data_dir} holds no records for the {split!r} split")
+        sizes = records.shard_sizes(manifest.get("splits", {}).get(split, {}))
+        _check_shard_sizes(data_dir, files[split], sizes)
         _check_first_record(files[split][0], speech_shape)
     return DatasetInfo(data_dir, speech_shape, windows, files)
 
 
-def _parser(speech_shape):
+def find_damaged_shard(data_dir):
+    """(path, reason) of the first shard of `data_dir` whose records cannot be read (bad
+    checksum, cut record), or None. Reads every record, so it is for naming the shard after
+    a pass failed, not for every open."""
+    for split in records.SPLITS:
+        for path in sorted(glob.glob(os.path.join(data_dir, records.shard_pattern(split)))):
+            try:
+                for _ in tf.data.TFRecordDataset(path):
+                    pass
+            except tf.errors.DataLossError as error:
+                return path, _first_line(error)
+    return None
+
+
+@contextlib.contextmanager
+def naming_damaged_shards(data_dir):
+    """Inside the block, a DataLossError from reading the records of `data_dir` (which names
+    no file) becomes a DatasetError that names the damaged shard."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        found = find_damaged_shard(data_dir)
+        if found is None:
+            raise DatasetError(f"{data_dir}: a record cannot be read: "
+                               f"{_first_line(error)}") from None
+        raise DatasetError(f"{found[0]} is damaged: {found[1]}; rebuild the dataset") from None
+
+
+def model_features(manifest):
+    """What a model depends on in a dataset's manifest: its speech feature settings and its
+    mouth crop rule ({"speech": dict, "crop": dict}; a manifest without a crop entry was made
+    with the reference's fixed 30 px border)."""
+    features = manifest.get("features", {})
+    return {"speech": features.get("speech"),
+            "crop": features.get("crop", {"border_fraction": None})}
+
+
+def _parser(speech_shape, keys=MODEL_KEYS):
     def parse(serialized):
         parsed = records.parse_window(serialized, speech_shape)
-        return {key: parsed[key] for key in MODEL_KEYS}
+        return {key: parsed[key] for key in keys}
 
     return parse
 
 
-def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False):
+def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False,
+                   with_video_id=False):
     """tf.data.Dataset of window batches of one split: dicts of mouth uint8 (W, 9, 60, 100),
     speech_genuine and speech_impostor float32 (W, T, F, C), W = windows_per_batch (the last
     batch smaller unless drop_remainder).
@@ -112,7 +208,8 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
     shuffle: read the shards in a seeded random order, interleaved, through a shuffle buffer
     (the order changes with `seed`, so pass seed + epoch for a new order each epoch while
     keeping a resumed epoch identical). Without shuffle the order is the files' order, so
-    evaluation folds are consecutive pairs as written.
+    evaluation folds are consecutive pairs as written. with_video_id: batches also hold
+    video_id, string (W,).
     """
     files = tf.data.Dataset.from_tensor_slices(info.files[split])
     if shuffle:
@@ -127,8 +224,9 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
         dataset = dataset.shuffle(4096, seed=seed)
     else:
         dataset = files.flat_map(tf.data.TFRecordDataset)
+    keys = MODEL_KEYS + (("video_id",) if with_video_id else ())
     dataset = dataset.map(
-        _parser(info.speech_shape), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        _parser(info.speech_shape, keys), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     dataset = dataset.batch(windows_per_batch, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)

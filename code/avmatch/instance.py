@@ -54,24 +54,28 @@ class MatchingInstance:
     def variables(self):
         return self.speech_net.variables + self.mouth_net.variables
 
-    def embed_speech(self, speech, training=False, sample_weight=None):
-        """(B, T, F, C) speech cubes -> (B, 64)."""
-        return self.speech_net(speech, training=training, sample_weight=sample_weight)
+    def embed_speech(self, speech, training=False, sample_weight=None, update_statistics=True):
+        """(B, T, F, C) speech cubes -> (B, 64). update_statistics=False with training=True:
+        batch statistics without moving the batch-norm averages."""
+        return self.speech_net(speech, training=training, sample_weight=sample_weight,
+                               update_statistics=update_statistics)
 
-    def embed_mouth(self, mouth, training=False, sample_weight=None):
-        """(B, 9, 60, 100) mouth cubes -> (B, 64)."""
-        return self.mouth_net(mouth, training=training, sample_weight=sample_weight)
+    def embed_mouth(self, mouth, training=False, sample_weight=None, update_statistics=True):
+        """(B, 9, 60, 100) mouth cubes -> (B, 64); update_statistics as embed_speech."""
+        return self.mouth_net(mouth, training=training, sample_weight=sample_weight,
+                              update_statistics=update_statistics)
 
     def regularization_loss(self):
         return self.speech_net.regularization_loss() + self.mouth_net.regularization_loss()
 
     def window_distances(self, mouth, speech_genuine, speech_impostor, training=False,
-                         pair_weights=None):
+                         pair_weights=None, update_statistics=True):
         """Distances of the 2W pairs of W windows (order of `window_pairs`).
 
         The mouth tower runs once per window, not once per pair. With `pair_weights` (2W,),
         batch norm weighs each mouth by the number of its pairs that count and each speech cube
         by its pair's weight, which is what running the towers on the kept pairs alone does.
+        update_statistics=False (with training=True): batch statistics, moving averages kept.
 
         Args:
           mouth: (W, 9, 60, 100); speech_genuine, speech_impostor: (W, T, F, C).
@@ -84,10 +88,15 @@ class MatchingInstance:
         if pair_weights is not None:
             mouth_weights = tf.math.unsorted_segment_sum(pair_weights, window_index, num_windows)
         speech = tf.concat([speech_genuine, speech_impostor], 0)
-        mouth_embeddings = self.embed_mouth(mouth, training=training, sample_weight=mouth_weights)
-        speech_embeddings = self.embed_speech(speech, training=training, sample_weight=pair_weights)
+        mouth_embeddings = self.embed_mouth(mouth, training=training, sample_weight=mouth_weights,
+                                            update_statistics=update_statistics)
+        speech_embeddings = self.embed_speech(speech, training=training,
+                                              sample_weight=pair_weights,
+                                              update_statistics=update_statistics)
         return l2_distances(speech_embeddings, tf.gather(mouth_embeddings, window_index))
 
-    def pair_distances(self, mouth, speech):
-        """Distances of N independent pairs: mouth (N, 9, 60, 100), speech (N, T, F, C) -> (N,)."""
-        return l2_distances(self.embed_speech(speech), self.embed_mouth(mouth))
+    def pair_distances(self, mouth, speech, training=False, update_statistics=True):
+        """Distances of N independent pairs: mouth (N, 9, 60, 100), speech (N, T, F, C) -> (N,).
+        training / update_statistics: batch-norm mode, as in embed_speech."""
+        mode = dict(training=training, update_statistics=update_statistics)
+        return l2_distances(self.embed_speech(speech, **mode), self.embed_mouth(mouth, **mode))

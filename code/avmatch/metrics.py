@@ -112,6 +112,23 @@ def batch_metrics(labels, distances):
             "ap": average_precision(labels, scores)}
 
 
+def group_metrics(labels, distances, groups):
+    """{group: {"num_pairs", "eer", "eer_interpolated", "auc", "ap"}} over all pairs of each
+    group (no folds: groups can be small), for groups holding both classes; labels (n,) 0/1,
+    distances (n,), groups (n,) any hashable labels. Sorted by group name."""
+    labels, values = _checked_pairs(labels, distances, "distances")
+    groups = np.asarray(groups)
+    if groups.shape != labels.shape:
+        raise ValueError(f"groups must have shape {labels.shape}, got {groups.shape}")
+    result = {}
+    for group in sorted(set(groups.tolist())):
+        chosen = groups == group
+        if has_both_classes(labels[chosen]):
+            result[str(group)] = dict(_one_fold(labels[chosen], -values[chosen]),
+                                      num_pairs=int(chosen.sum()))
+    return result
+
+
 def _one_fold(labels, scores):
     """{name: value} for every name in METRIC_NAMES on one fold holding both classes."""
     return {"eer": eer_reference(labels, scores),

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from avmatch import metrics
-from avmatch.atomic import atomic_write
+from avprep.atomic import atomic_write
 
 FIGURE_SIZE = (6.0, 5.0)
 DPI = 100

@@ -11,8 +11,8 @@ import os
 import numpy as np
 
 from avmatch import metrics, plots
-from avmatch.atomic import atomic_write
-from avmatch.records import write_json_atomic
+from avprep.atomic import atomic_write
+from avprep.records import write_json_atomic
 
 METRICS_NAME = "metrics.json"
 SCORES_NAME = "scores.csv"

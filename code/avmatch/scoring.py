@@ -22,12 +22,18 @@ def make_scorer(instance):
     return score
 
 
-def score_split(instance, info, split, pairs_per_batch=128, scorer=None):
-    """Labels (1 genuine, 0 impostor) and distances of every pair of a split, as numpy (2N,)."""
+def score_split(instance, info, split, pairs_per_batch=128, scorer=None, with_video_ids=False):
+    """Labels (1 genuine, 0 impostor) and distances of every pair of a split, as numpy (2N,),
+    in make_scorer's order; with_video_ids: also the video id (str (2N,)) of each pair."""
     scorer = scorer or make_scorer(instance)
-    labels, distances = [], []
-    for batch in window_batches(info, split, max(1, pairs_per_batch // 2)):
+    labels, distances, video_ids = [], [], []
+    for batch in window_batches(info, split, max(1, pairs_per_batch // 2),
+                                with_video_id=with_video_ids):
+        ids = batch.pop("video_id", None)
         batch_labels, batch_distances = scorer(batch)
         labels.append(batch_labels.numpy())
         distances.append(batch_distances.numpy())
-    return np.concatenate(labels), np.concatenate(distances)
+        if ids is not None:
+            video_ids.append(np.repeat([v.decode("utf-8") for v in ids.numpy()], 2))
+    scored = (np.concatenate(labels), np.concatenate(distances))
+    return scored + (np.concatenate(video_ids),) if with_video_ids else scored

@@ -2,7 +2,9 @@
 
 A batch holds W windows; each gives a genuine and an impostor pair (2W pairs, the order of
 instance.window_pairs). One step:
-  (a) distances of all 2W pairs with batch norm in inference mode;
+  (a) distances of all 2W pairs as the reference computes them in its selection pass: batch
+      norm normalises with this batch's statistics (the reference never told batch norm it
+      was not training) and the moving averages are left untouched;
   (b) the pairs to keep (pair_selection.hard_pair_mask, or every pair without selection);
   (c) forward and backward in training mode where the kept pairs alone count: dropped pairs
       get weight 0 in the loss and in the batch statistics, so they contribute no gradient and
@@ -29,12 +31,19 @@ class StepConfig:
 
 
 def kept_pairs(instance, batch, config):
-    """bool (2W,): the pairs of `batch` that the training pass learns from."""
+    """bool (2W,): the pairs of `batch` that the training pass learns from.
+
+    The distances use batch statistics over the whole batch (each mouth cube counts once per
+    pair in the reference's layout, i.e. twice, which gives the same moments as once), so
+    `hard_margin` applies to the distances the reference's selection saw; with the moving
+    statistics, which start at (0, 1), they were about 20x smaller early in training.
+    """
     labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
     if not config.online_pair_selection:
         return all_pairs_mask(labels)
     distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
-                                          batch["speech_impostor"], training=False)
+                                          batch["speech_impostor"], training=True,
+                                          update_statistics=False)
     return hard_pair_mask(labels, distances, config.hard_margin)
 
 

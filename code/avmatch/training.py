@@ -1,4 +1,11 @@
-"""The training run: data, towers, optimiser, checkpoints, logs and per-epoch evaluation."""
+"""The training run: data, towers, optimiser, checkpoints, logs and per-epoch evaluation.
+
+Model choice is made on the validation split (other speakers, in a dataset split by
+speaker): after every epoch it is scored, and the towers of the epoch with the best
+validation AUC are kept in TRAIN_DIR/best (test.py scores that checkpoint); the test split
+is never scored here. A loss that becomes NaN or infinite stops the run with an error and
+leaves the last good checkpoint as it was.
+"""
 
 import contextlib
 import json
@@ -11,14 +18,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from avmatch import checkpoints, metrics, optim, records
+from avmatch import checkpoints, metrics, optim
+from avmatch.augment import AugmentConfig, augment_batch
 from avmatch.config import STRATEGIES, EvalConfig
 from avmatch.ema import WeightAverages
-from avmatch.input_pipeline import batches_per_epoch, load_dataset_info, window_batches
+from avmatch.input_pipeline import (batches_per_epoch, load_dataset_info, model_features,
+                                    window_batches)
 from avmatch.instance import MatchingInstance
 from avmatch.precise_bn import recalibrate_batch_norm
 from avmatch.scoring import make_scorer, score_split
 from avmatch.train_step import StepConfig, TrainStep
+from avprep import records
 
 
 def make_strategy(name):
@@ -70,6 +80,33 @@ def step_log_line(epoch, index, steps_per_epoch, loss, kept_labels, batch, rate,
     )
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def augment_config(config):
+    """AugmentConfig of a TrainConfig (a switched-off part has strength 0), or None."""
+    if not (config.augment_mouth or config.augment_speech):
+        return None
+    full = AugmentConfig()
+    off = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0)
+    mouth, speech = (full if config.augment_mouth else off), (full if config.augment_speech else off)
+    return AugmentConfig(mouth.mouth_zoom, mouth.mouth_brightness, mouth.mouth_contrast,
+                         mouth.mouth_flip, speech.speech_noise)
+
+
+def best_epoch(history):
+    """The row of `history` (results.json epochs) with the highest validation AUC, or None."""
+    scored = [row for row in history if row.get("validation")]
+    return max(scored, key=lambda row: row["validation"]["auc"]["mean"]) if scored else None
+
+
+def should_stop_early(history, patience):
+    """True when the last `patience` epochs of `history` did not beat the best before them."""
+    best = best_epoch(history)
+    return bool(patience) and best is not None and history[-1]["epoch"] - best["epoch"] >= patience
+
+
 class _Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGINT, turned into an exception so the run checkpoints before it stops."""
 
@@ -110,7 +147,8 @@ class Trainer:
     def __init__(self, config, data_dir):
         self.config = config
         self._guard = _InterruptGuard()
-        self.info = load_dataset_info(data_dir, required_splits=("train", "test"))
+        self.info = load_dataset_info(data_dir, required_splits=("train",))
+        self.eval_split = "validation" if self.info.windows["validation"] else None
         self.strategy = make_strategy(config.distribution_strategy)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size < 2 or config.batch_size % (2 * replicas):
@@ -154,6 +192,12 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             checkpoint, config.train_dir, config.max_checkpoints_to_keep
         )
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(speech_cnn=self.instance.speech_net,
+                                mouth_cnn=self.instance.mouth_net),
+            os.path.join(config.train_dir, checkpoints.BEST_DIR), max_to_keep=1,
+        )
+        self.augment = augment_config(config)
         step_config = StepConfig(
             config.margin_gen, config.margin_imp, config.hard_margin, config.online_pair_selection
         )
@@ -219,6 +263,10 @@ class Trainer:
         )
         if skip:
             dataset = dataset.skip(skip)
+        if self.augment is not None:
+            augment = self.augment
+            dataset = dataset.map(lambda batch: augment_batch(batch, augment),
+                                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         return self.strategy.experimental_distribute_dataset(dataset)
 
     def _log_step(self, epoch, index, out, elapsed_pairs, started):
@@ -226,6 +274,11 @@ class Trainer:
         labels = out["labels"].numpy()[kept]
         distances = out["distances"].numpy()[kept]
         loss = float(out["loss"])
+        if not math.isfinite(loss) or not np.isfinite(distances).all():
+            raise NonFiniteLossError(
+                f"the training loss became {loss} at epoch {epoch + 1}, step {index + 1} "
+                f"(try a lower learning rate); the last good checkpoint "
+                f"{self.manager.latest_checkpoint or '(none yet)'} is kept as it was")
         batch = metrics.batch_metrics(labels, distances)
         step = int(self.optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
@@ -266,14 +319,21 @@ class Trainer:
         logging.info("Saved checkpoint %s", path)
 
     def evaluate(self, epoch):
-        """Scores the test split with the current weights; logs, summarises, returns metrics."""
-        labels, distances = score_split(self.instance, self.info, "test", scorer=self.scorer)
+        """Scores the validation split with the current weights; logs, summarises, returns
+        the metrics (None when the dataset has no validation split)."""
+        if self.eval_split is None:
+            logging.warning("No validation split: no per-epoch evaluation; the last epoch "
+                            "counts as the best")
+            return None
+        labels, distances = score_split(self.instance, self.info, self.eval_split,
+                                        scorer=self.scorer)
         result = metrics.fold_metrics(
             labels, distances, num_folds=min(EvalConfig.num_folds, len(labels) // 2)
         )
         logging.info(
-            "Epoch %d test: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
+            "Epoch %d %s: EER= %.5f, EER(interp)= %.5f, AUC= %.5f, AP= %.5f over %d pairs",
             epoch + 1,
+            self.eval_split,
             result["eer"]["mean"],
             result["eer_interpolated"]["mean"],
             result["auc"]["mean"],
@@ -282,33 +342,49 @@ class Trainer:
         )
         with self.writer.as_default(step=int(self.optimizer.iterations.numpy())):
             for name in metrics.METRIC_NAMES:
-                tf.summary.scalar(f"test/{name}", result[name]["mean"])
+                tf.summary.scalar(f"{self.eval_split}/{name}", result[name]["mean"])
             for variable in self.instance.trainable_variables:
                 tf.summary.histogram(variable.path, variable)
         return result
 
-    def _append_results(self, epoch, result, seconds):
+    def _history(self):
+        """The epochs of results.json so far (a list of dicts)."""
         path = os.path.join(self.config.train_dir, "results.json")
-        history = []
-        if os.path.exists(path):
-            with open(path) as handle:
-                history = [row for row in json.load(handle)["epochs"] if row["epoch"] != epoch + 1]
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "global_step": int(self.optimizer.iterations.numpy()),
-                "train_seconds": round(seconds, 1),
-                "test": result,
-            }
-        )
-        records.write_json_atomic(path, {"data_dir": self.info.data_dir, "epochs": history})
+        if not os.path.exists(path):
+            return []
+        with open(path) as handle:
+            return json.load(handle)["epochs"]
+
+    def _append_results(self, epoch, result, seconds):
+        """Adds the epoch to results.json (the split each number comes from included) and
+        keeps its towers in TRAIN_DIR/best when its validation AUC is the best so far;
+        returns the history."""
+        history = [row for row in self._history() if row["epoch"] != epoch + 1]
+        row = {"epoch": epoch + 1, "global_step": int(self.optimizer.iterations.numpy()),
+               "train_seconds": round(seconds, 1), "split": self.eval_split}
+        if result is not None:
+            row[self.eval_split] = result
+        history.append(row)
+        best = best_epoch(history) or row
+        if best is row:
+            path = self.best_manager.save(checkpoint_number=self.optimizer.iterations)
+            logging.info("Best so far (%s): saved %s",
+                         f"{self.eval_split} AUC" if self.eval_split else "no validation split",
+                         path)
+        records.write_json_atomic(
+            os.path.join(self.config.train_dir, "results.json"),
+            {"data_dir": self.info.data_dir, "selection_split": self.eval_split,
+             "best_epoch": best["epoch"], "best_checkpoint": self.best_manager.latest_checkpoint,
+             "epochs": history})
+        return history
 
     def run(self):
         """Trains the remaining epochs; checkpoints each epoch and when interrupted."""
         os.makedirs(self.config.train_dir, exist_ok=True)
         records.write_json_atomic(
             os.path.join(self.config.train_dir, "config.json"),
-            dict(self.config.to_dict(), data_dir=self.info.data_dir),
+            dict(self.config.to_dict(), data_dir=self.info.data_dir,
+                 features=model_features(records.read_manifest(self.info.data_dir))),
         )
         self.restore_or_initialise()
         self.log_towers()
@@ -328,6 +404,10 @@ class Trainer:
 
     def _train_epochs(self):
         while int(self.progress["epoch"].numpy()) < self.config.num_epochs:
+            if should_stop_early(self._history(), self.config.early_stopping_epochs):
+                logging.info("Early stop: no better %s AUC in the last %d epochs",
+                             self.eval_split, self.config.early_stopping_epochs)
+                break
             epoch = int(self.progress["epoch"].numpy())
             skip = int(self.progress["step_in_epoch"].numpy())
             started = time.time()

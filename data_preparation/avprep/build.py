@@ -26,12 +26,11 @@ from typing import Optional
 
 import numpy as np
 
-from avprep import dataset_writer, pairs, splits
+from avprep import dataset_writer, pairs, speakers, splits
+from avprep.faces import FaceDescriber
 from avprep.mouth_tracking import MissingModelError, MouthTracker
 from avprep.speech_features import SpeechFeatureConfig, speech_features
 from avprep.video_io import DecodeError, decode_video
-
-SAMPLE_RATE = 16000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,10 @@ class BuildConfig:
     window: pairs.WindowConfig. num_workers: processes decoding/tracking videos.
     shard_index, num_shards: this machine's share of the videos (see module doc).
     num_output_shards: TFRecord files per split. predictor_path: dlib 68-landmark model
-    (None: the one of face_recognition_models).
+    (None: the one of face_recognition_models). mouth_border_fraction: the mouth crop's
+    border as a share of the first mouth's width, so crops frame the mouth alike at every
+    resolution (None: the reference's fixed 30 px, which shows more chin and cheek on small
+    faces than on large ones).
     """
     input_dir: str
     output_dir: str
@@ -54,6 +56,7 @@ class BuildConfig:
     num_shards: int = 1
     num_output_shards: int = 4
     predictor_path: Optional[str] = None
+    mouth_border_fraction: Optional[float] = 0.4
 
     def __post_init__(self):
         if self.num_workers < 1 or self.num_output_shards < 1 or self.num_shards < 1:
@@ -65,7 +68,12 @@ class BuildConfig:
 
     def part_settings(self):
         """The settings the part files depend on (a JSON-ready dict)."""
-        return {"speech": self.speech.to_dict(), "window": self.window.to_dict()}
+        return {"speech": self.speech.to_dict(), "window": self.window.to_dict(),
+                "crop": {"border_fraction": self.mouth_border_fraction}}
+
+    def tracker(self):
+        """A MouthTracker with this build's landmark model and crop border."""
+        return MouthTracker(self.predictor_path, border_fraction=self.mouth_border_fraction)
 
 
 def speech_shape(config):
@@ -97,13 +105,15 @@ def _no_window_reason(num_frames, track, windows):
             f"frames; dropped: {dropped or 'none'})")
 
 
-def _analyse(entry, config, tracker):
-    """(number of frames, speech features (T, F, C), silent frames or None, MouthTrack).
+def _analyse(entry, config, tracker, describer):
+    """(number of frames, speech features (T, F, C), silent frames or None, MouthTrack,
+    (face descriptor, face chip) or (None, None)).
 
     Only this function holds the decoded frames, so they are freed when it returns.
     """
-    decoded = decode_video(entry.path, fps=config.window.fps, sample_rate=SAMPLE_RATE,
-                           need_audio=True)
+    # one sample rate for decoding and for the features: the feature config's
+    decoded = decode_video(entry.path, fps=config.window.fps,
+                           sample_rate=config.speech.sample_rate, need_audio=True)
     audio_seconds = decoded.audio.size / decoded.sample_rate
     needed = config.window.window_seconds + config.window.impostor_shift
     if min(decoded.duration, audio_seconds) < needed - 1e-6:
@@ -111,24 +121,32 @@ def _analyse(entry, config, tracker):
                         f"of audio; a window and its impostor shift need {needed:.2f} s")
     features = speech_features(decoded.audio, config.speech)
     silent = _silent_frames(decoded, entry, len(features), config)
-    return len(decoded.frames), features, silent, tracker.track(decoded.frames)
+    track = tracker.track(decoded.frames)
+    face = describer.describe(decoded.frames, track.active) if describer else (None, None)
+    return len(decoded.frames), features, silent, track, face
 
 
-def process_video(entry, config, tracker):
+def process_video(entry, config, tracker, describer=None):
     """Windows of one video and its status.
 
     Args:
-      entry: splits.VideoEntry; config: BuildConfig; tracker: a MouthTracker.
+      entry: splits.VideoEntry; config: BuildConfig; tracker: a MouthTracker;
+      describer: a faces.FaceDescriber, or None for no face descriptor.
     Returns:
       (pairs.Windows or None, status dict: video_id, status "ok"|"skipped", reason,
-      windows, frames, active_frames, dropped, seconds).
+      windows, frames, active_frames, dropped, seconds, and when a face was described
+      face_descriptor (128 floats) and face_chip (uint8 (80, 80, 3), not JSON: taken out
+      by dataset_writer.write_part)).
     """
     began = time.monotonic()
     status = {"video_id": entry.video_id, "status": "skipped", "reason": "", "windows": 0}
     try:
-        num_frames, features, silent, track = _analyse(entry, config, tracker)
+        num_frames, features, silent, track, face = _analyse(entry, config, tracker, describer)
     except (DecodeError, SkipVideo) as error:
         return None, _finish(status, began, reason=str(error))
+    if face[0] is not None:
+        status.update(face_descriptor=[round(float(v), 6) for v in face[0]],
+                      face_chip=face[1])
     windows = pairs.make_windows(track.crops, track.active, features, config.window,
                                  entry.video_id, silent)
     status.update(frames=num_frames, active_frames=int(np.count_nonzero(track.active)),
@@ -138,11 +156,11 @@ def process_video(entry, config, tracker):
     return windows, _finish(status, began, status="ok", windows=len(windows))
 
 
-def process_video_safely(entry, config, tracker):
+def process_video_safely(entry, config, tracker, describer=None):
     """process_video, with any failure but a missing landmark model turned into a skip:
     one bad file must never stop a build of thousands, whatever library fails on it."""
     try:
-        return process_video(entry, config, tracker)
+        return process_video(entry, config, tracker, describer)
     except MissingModelError:
         raise
     except Exception as error:  # noqa: BLE001 - reported per file, see docstring
@@ -196,12 +214,14 @@ _worker_state = {}
 
 def _init_worker(config):
     _worker_state["config"] = config
-    _worker_state["tracker"] = MouthTracker(config.predictor_path)
+    _worker_state["tracker"] = config.tracker()
+    _worker_state["describer"] = FaceDescriber(_worker_state["tracker"])
 
 
 def _work(entry):
     windows, status = process_video_safely(entry, _worker_state["config"],
-                                           _worker_state["tracker"])
+                                           _worker_state["tracker"],
+                                           _worker_state["describer"])
     return entry, windows, status
 
 
@@ -227,16 +247,40 @@ def _settings(config):
                       "predictor_path": config.predictor_path}}
 
 
+def describe_ignored(ignored, limit=5):
+    """One console line about the input files the build does not use (splits.ignored_files),
+    or "" when there are none."""
+    if not ignored:
+        return ""
+    shown = ", ".join(f"{item['path']} ({item['reason']})" for item in ignored[:limit])
+    more = f" and {len(ignored) - limit} more" if len(ignored) > limit else ""
+    return f"ignored {len(ignored)} input files: {shown}{more} (listed in the manifest)"
+
+
+def _no_video_message(config, ignored):
+    others = f"; {len(ignored)} other files ignored" if ignored else ""
+    return (f"no video in {config.input_dir} (looked for {' '.join(splits.VIDEO_EXTENSIONS)} "
+            f"under the {config.split.layout} layout){others}")
+
+
 def build_dataset(config, log=print, progress_stream=None):
     """Processes the videos of config.input_dir and, unless this is one machine's share
-    (num_shards > 1), gathers the dataset.
+    (num_shards > 1) or no video gave a window, gathers the dataset (so a directory with a
+    manifest.json always holds records).
 
     Returns a summary dict: videos, processed (this run), reused (done before), ok,
-    skipped, windows (of this machine's videos), gathered (bool), manifest (or None).
-    Raises FileNotFoundError for a missing input_dir, ValueError for an output_dir built
-    with other settings, MissingModelError when the landmark model is absent.
+    skipped, windows (of this machine's videos), gathered (bool), manifest (or None),
+    ignored (splits.ignored_files: input files that are not used).
+    Raises FileNotFoundError for a missing input_dir, ValueError for an input without any
+    video (before anything is written) or an output_dir built with other settings,
+    MissingModelError when the landmark model is absent.
     """
     entries = splits.list_videos(config.input_dir, config.split)
+    ignored = splits.ignored_files(config.input_dir, config.split, entries, config.output_dir)
+    if not entries:
+        raise ValueError(_no_video_message(config, ignored))
+    if ignored:
+        log(describe_ignored(ignored))
     mine = splits.select_shard(entries, config.shard_index, config.num_shards)
     dataset_writer.check_settings(config.output_dir, config.part_settings())
     statuses = {e.video_id: dataset_writer.read_status(config.output_dir, e.video_id)
@@ -245,13 +289,13 @@ def build_dataset(config, log=print, progress_stream=None):
     log(f"{len(entries)} videos in {config.input_dir}; this run: {len(mine)}, "
         f"{len(mine) - len(todo)} already done")
     if todo:
-        MouthTracker(config.predictor_path)  # a missing model fails here, not per video
+        FaceDescriber(config.tracker())  # a missing model fails here, not per video
     progress = Progress(len(mine), progress_stream)
     for entry in mine:
         if statuses[entry.video_id] is not None:
             progress.update(statuses[entry.video_id])
     for entry, windows, status in _results(todo, config):
-        dataset_writer.write_part(config.output_dir, entry.video_id, windows, status)
+        status = dataset_writer.write_part(config.output_dir, entry.video_id, windows, status)
         statuses[entry.video_id] = status
         progress.update(status)
     progress.close()
@@ -261,13 +305,20 @@ def build_dataset(config, log=print, progress_stream=None):
                "ok": sum(s["status"] == "ok" for s in mine_status),
                "skipped": sum(s["status"] != "ok" for s in mine_status),
                "windows": sum(s.get("windows", 0) for s in mine_status),
-               "gathered": False, "manifest": None}
+               "gathered": False, "manifest": None, "ignored": ignored}
     if config.num_shards > 1:
         log(f"shard {config.shard_index} of {config.num_shards} done; run once more without "
             f"--shard_index/--num_shards to gather")
         return summary
+    if not any(statuses[e.video_id].get("windows", 0) for e in entries):
+        return summary  # nothing to gather: no manifest, so no empty dataset looks finished
+    descriptors = {v: np.asarray(s["face_descriptor"], np.float32)
+                   for v, s in statuses.items() if s.get("face_descriptor")}
+    speaker_of = speakers.speaker_ids(entries, descriptors)
+    if config.split.split_by == "speaker":
+        entries = splits.assign_speaker_splits(entries, speaker_of, config.split.fractions)
     summary["manifest"] = dataset_writer.gather(
         config.output_dir, entries, statuses, speech_shape(config), _settings(config),
-        config.num_output_shards, config.window)
+        config.num_output_shards, config.window, speaker_of, ignored)
     summary["gathered"] = True
     return summary

@@ -4,10 +4,13 @@ Layout of an output directory:
   parts/settings.json          the settings the parts were made with (a re-run with other
                                settings into the same directory is refused)
   parts/<key>.npz              the windows of one video (numpy arrays, see `write_part`)
+  parts/<key>.face.png         a face thumbnail of the video (for contact sheets), if found
   parts/<key>.json             its status: the per-video *done marker*, written after the
                                .npz; a video is done when its .json exists
-  <split>-NNNNN-of-NNNNN.tfrecord   the records (avmatch.records), written by `gather`
-  manifest.json                written last, by `gather`
+  <split>-NNNNN-of-NNNNN.tfrecord   the records (avprep.records), written by `gather`
+  manifest.json                written last, by `gather` (and only when some video gave
+                               windows); it keeps each shard's size and record count and
+                               the input files that are not used (`ignored_files`)
 
 Every file is written to a temporary name in the same directory and moved into place with
 os.replace, so an interrupted run leaves either a whole file or none; a part whose .json is
@@ -19,11 +22,11 @@ import json
 import os
 import re
 
+import cv2
 import numpy as np
 
-from avmatch import records
-from avmatch.atomic import atomic_write
-from avprep import pairs
+from avprep import pairs, records, speakers
+from avprep.atomic import atomic_write
 
 PARTS_DIR = "parts"
 SETTINGS_NAME = "settings.json"
@@ -57,15 +60,37 @@ def check_settings(output_dir, settings):
 
 
 def write_part(output_dir, video_id, windows, status):
-    """Stores the windows of one video (avprep.pairs.Windows or None) and then its status
-    (a JSON-ready dict), which marks the video done."""
+    """Stores the windows of one video (avprep.pairs.Windows or None), its face thumbnail
+    (status["face_chip"], uint8 (80, 80, 3) RGB, if present: taken out of the status) and
+    then its status (a JSON-ready dict), which marks the video done. Returns the status
+    as stored."""
     directory = parts_dir(output_dir)
     key = part_key(video_id)
     if windows is not None and len(windows):
         arrays = {name: getattr(windows, name) for name in _ARRAYS}
         atomic_write(os.path.join(directory, key + ".npz"),
                       lambda handle: np.savez(handle, **arrays))
+    status = dict(status)
+    chip = status.pop("face_chip", None)
+    if chip is not None:
+        write_png(os.path.join(directory, key + ".face.png"), chip)
     records.write_json_atomic(os.path.join(directory, key + ".json"), status)
+    return status
+
+
+def write_png(path, rgb):
+    """Writes uint8 (H, W, 3) RGB `rgb` to `path` as PNG, atomically."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"cannot encode {path} as PNG")
+    atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
+
+
+def load_face_chip(output_dir, video_id):
+    """uint8 (80, 80, 3) RGB face thumbnail of a video, or None when it has none."""
+    path = os.path.join(parts_dir(output_dir), part_key(video_id) + ".face.png")
+    image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.exists(path) else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_status(output_dir, video_id):
@@ -115,9 +140,16 @@ def _replace_with_donor_audio(part, donor_speech, fraction, rng):
     return len(replaced)
 
 
+def _sync(path):
+    """Flushes a closed file to disk, so the rename that follows publishes whole data."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
 def _write_split(output_dir, split, video_ids, window_counts, num_output_shards,
                  window_config):
-    """Writes one split's shards; returns (shard names, windows, other-video impostors).
+    """Writes one split's shards; returns (shard names, windows, other-video impostors,
+    {shard name: {"bytes", "records"}}).
 
     Windows go round-robin over the shards (in video order, then start order), so every
     shard mixes all videos of the split.
@@ -128,6 +160,7 @@ def _write_split(output_dir, split, video_ids, window_counts, num_output_shards,
     names = [records.shard_name(split, i, count) for i in range(count)]
     temps = [os.path.join(output_dir, ".tmp-" + name) for name in names]
     writers = [tf.io.TFRecordWriter(path) for path in temps]
+    per_shard = [0] * count
     written = other = 0
     try:
         for position, video_id in enumerate(video_ids):
@@ -142,17 +175,21 @@ def _write_split(output_dir, split, video_ids, window_counts, num_output_shards,
                 writers[written % count].write(records.serialize_window(
                     part["mouth"][i], part["speech_genuine"][i], part["speech_impostor"][i],
                     video_id, int(part["start_frame"][i]), float(part["impostor_shift"][i])))
+                per_shard[written % count] += 1
                 written += 1
     finally:
         for writer in writers:
             writer.close()
-    for temp, name in zip(temps, names):
+    sizes = {}
+    for temp, name, number in zip(temps, names, per_shard):
+        _sync(temp)
+        sizes[name] = {"bytes": os.path.getsize(temp), "records": number}
         os.replace(temp, os.path.join(output_dir, name))
-    return names, written, other
+    return names, written, other, sizes
 
 
 def gather(output_dir, entries, statuses, speech_shape, settings, num_output_shards,
-           window_config):
+           window_config, speaker_of=None, ignored_files=()):
     """Writes the sharded records of all finished videos and manifest.json.
 
     Args:
@@ -163,6 +200,8 @@ def gather(output_dir, entries, statuses, speech_shape, settings, num_output_sha
       settings: dict stored in the manifest (features, window config, build settings).
       num_output_shards: shards per split (fewer when a split has fewer windows).
       window_config: avprep.pairs.WindowConfig (other-video impostors and seed).
+      speaker_of: dict video_id -> speaker id (None: the entries' own labels).
+      ignored_files: [{"path", "reason"}] input files not used (avprep.splits.ignored_files).
     Returns:
       The manifest dict.
     """
@@ -175,16 +214,44 @@ def gather(output_dir, entries, statuses, speech_shape, settings, num_output_sha
     for split in records.SPLITS:
         video_ids = sorted(e.video_id for e in entries
                            if e.split == split and window_counts[e.video_id] > 0)
-        names, written, other = _write_split(output_dir, split, video_ids, window_counts,
-                                             num_output_shards, window_config)
+        names, written, other, sizes = _write_split(output_dir, split, video_ids,
+                                                    window_counts, num_output_shards,
+                                                    window_config)
         all_names += names
         splits[split] = {"windows": written, "genuine": written, "impostor": written,
                          "impostor_other_video": other, "videos": len(video_ids),
-                         "shards": names}
+                         "shards": names, "shard_sizes": sizes}
     _remove_stale_shards(output_dir, set(all_names))
-    files = [dict(statuses[e.video_id], path=e.relpath, split=e.split) for e in entries]
-    manifest = dict(settings, format_version=records.FORMAT_VERSION,
+    speaker_of = speaker_of or {e.video_id: e.speaker for e in entries}
+    files = [_file_entry(statuses[e.video_id], e, speaker_of[e.video_id]) for e in entries]
+    manifest = dict(settings,
                     shapes={"mouth": list(records.MOUTH_SHAPE), "speech": list(speech_shape)},
-                    splits=splits, files=files)
-    records.write_json_atomic(manifest_path, manifest)
-    return manifest
+                    splits=splits, files=files, speakers=speakers.speaker_counts(files),
+                    ignored_files=list(ignored_files))
+    write_contact_sheets(output_dir, files)
+    return records.write_manifest(output_dir, manifest)
+
+
+def _file_entry(status, entry, speaker):
+    """The manifest's entry of one input file (its status without the face descriptor)."""
+    item = {k: v for k, v in status.items() if k != "face_descriptor"}
+    return dict(item, path=entry.relpath, split=entry.split, source=entry.source,
+                speaker=speaker)
+
+
+def write_contact_sheets(output_dir, files):
+    """Writes speakers-<split>.png: one face per speaker of the split (the first video with
+    a face thumbnail), labelled with the speaker id, so the grouping can be checked by eye."""
+    for split in records.SPLITS:
+        chips, labels, seen = [], [], set()
+        for item in files:
+            if item["split"] != split or item["speaker"] in seen or not item.get("windows"):
+                continue
+            chip = load_face_chip(output_dir, item["video_id"])
+            if chip is not None:
+                seen.add(item["speaker"])
+                chips.append(chip)
+                labels.append(str(item["speaker"]))
+        if chips:
+            write_png(os.path.join(output_dir, f"speakers-{split}.png"),
+                      speakers.contact_sheet(chips, labels))

@@ -17,13 +17,11 @@ import numpy as np
 from scipy import signal
 
 from avprep import build, pairs, splits
-from avmatch.records import MANIFEST_NAME
+from avprep.records import FPS, MANIFEST_NAME, SAMPLE_RATE
 from avprep.video_io import write_video
 
-VERSION_DIR = "demo-v1"
+VERSION_DIR = "demo-v2"
 VIDEO_DIR = "source_videos"
-FPS = 30.0
-SAMPLE_RATE = 16000
 FRAME_SIZE = 256
 # Measured with dlib's 68-point model on skimage.data.astronaut() (512 x 512):
 _FACE_CENTRE = (222.0, 128.0)
@@ -41,7 +39,7 @@ _BANDWIDTHS = (80.0, 100.0, 120.0)
 
 
 def default_demo_dir():
-    """$AVMATCH_DATA_HOME/demo-v1, or ~/.cache/avmatch/demo-v1."""
+    """$AVMATCH_DATA_HOME/demo-v2, or ~/.cache/avmatch/demo-v2."""
     home = os.environ.get("AVMATCH_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".cache", "avmatch")
     return os.path.join(home, VERSION_DIR)
@@ -245,3 +243,17 @@ def ensure_demo_dataset(directory=None, log=print, num_videos=24, seconds=8.0, n
     write_demo_videos(os.path.join(directory, VIDEO_DIR), num_videos, seconds, log=log)
     build.build_dataset(demo_build_config(directory, num_workers), log=log)
     return directory
+
+
+def dataset_or_demo(data_dir="", trained_on="", log=print):
+    """The dataset an entry script works on (the scripts' one fallback rule): `data_dir`
+    when given (its reader checks it); else `trained_on`, the dataset a run was trained on,
+    while it exists; else the demo dataset, made first if needed (reporting through `log`)."""
+    if data_dir:
+        return data_dir
+    if trained_on and os.path.isdir(trained_on):
+        return trained_on
+    log("no dataset given: using the demo dataset (synthetic talking faces)")
+    path = ensure_demo_dataset(log=log)
+    log(f"demo dataset: {path}")
+    return path

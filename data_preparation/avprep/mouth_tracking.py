@@ -28,7 +28,9 @@ import cv2
 import dlib
 import numpy as np
 
-CROP_HEIGHT, CROP_WIDTH = 60, 100
+from avprep.records import MOUTH_HEIGHT, MOUTH_WIDTH
+
+CROP_HEIGHT, CROP_WIDTH = MOUTH_HEIGHT, MOUTH_WIDTH
 MOUTH_POINTS = slice(48, 68)
 REFERENCE_BORDER = 30
 _PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -79,12 +81,16 @@ def load_predictor(predictor_path=None):
         raise MissingModelError(f"cannot load landmark model {path}: {error}") from None
 
 
-def crop_boxes(mouth_extents, found, frame_height, frame_width, border=REFERENCE_BORDER):
+def crop_boxes(mouth_extents, found, frame_height, frame_width, border=REFERENCE_BORDER,
+               border_fraction=None):
     """The reference's crop boxes from per-frame mouth extents.
 
     mouth_extents: int (N, 4) x_left, y_left, x_right, y_right of landmarks 48..67;
-    found: bool (N,), frames where a mouth was found. Returns (boxes int32 (N, 4),
-    active bool (N,)); frames not found or whose crop leaves the frame are inactive.
+    found: bool (N,), frames where a mouth was found; border: pixels added on each side of
+    the first mouth box; border_fraction: when given, the border is this share of the first
+    found mouth's width instead, so the crop frames the mouth alike at any resolution.
+    Returns (boxes int32 (N, 4), active bool (N,)); frames not found or whose crop leaves
+    the frame are inactive.
     """
     count = len(found)
     boxes = np.zeros((count, 4), np.int32)
@@ -94,6 +100,8 @@ def crop_boxes(mouth_extents, found, frame_height, frame_width, border=REFERENCE
         x_left, y_left, x_right, y_right = (int(v) for v in mouth_extents[k])
         width, height = x_right - x_left, y_right - y_left
         if width_max == 0 and height_max == 0:
+            if border_fraction is not None:
+                border = border_fraction * width
             width_max, height_max = width + 2.0 * border, height + 2.0 * border
         else:
             width_max += 1.5 * max(width - width_max, 0)
@@ -147,6 +155,8 @@ class MouthTracker:
 
     predictor_path: the 68-point model (default: face_recognition_models's copy);
     border: crop border in pixels (the reference's 30);
+    border_fraction: if not None, the crop border as a share of the mouth width (replaces
+      `border`; see crop_boxes);
     face_size: face box width (px) the detector is run at near a known face;
     search_size: longest side (px) large frames are shrunk to for a full-frame search;
     region_scale: search region around the last face box, in face box widths.
@@ -160,10 +170,12 @@ class MouthTracker:
         search_size=360,
         region_scale=1.6,
         predictor=None,
+        border_fraction=None,
     ):
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = predictor or load_predictor(predictor_path)
         self.border = border
+        self.border_fraction = border_fraction
         self.face_size = face_size
         self.search_size = search_size
         self.region_scale = region_scale
@@ -177,10 +189,15 @@ class MouthTracker:
         for k, image in enumerate(grey_frames):
             face = self._face_near(image, face) if face is not None else None
             if face is None:
-                face = self._face_anywhere(image)
+                face = self.face_anywhere(image)
             if face is not None:
-                extents[k], found[k] = _mouth_extent(self._predictor(image, face)), True
-        return _track_from_extents(grey_frames, extents, found, self.border)
+                extents[k], found[k] = _mouth_extent(self.landmarks(image, face)), True
+        return _track_from_extents(grey_frames, extents, found, self.border,
+                                   self.border_fraction)
+
+    def landmarks(self, image, face):
+        """dlib full_object_detection (68 points) of the face box `face` in `image`."""
+        return self._predictor(image, face)
 
     def _face_near(self, image, face):
         """The face box nearest the previous one, searched in a region around it, or None."""
@@ -202,7 +219,7 @@ class MouthTracker:
         )
         return _rectangle(nearest, x0, y0)
 
-    def _face_anywhere(self, image):
+    def face_anywhere(self, image):
         """The largest face in the frame, or None: shrunk search on large frames first, then
         full resolution, then upsampled (faces near the detector's 80 px limit)."""
         longest = max(image.shape)
@@ -256,7 +273,8 @@ def _grey_or_empty(frames):
     return grey(frames) if len(frames) else np.zeros((0, 1, 1), np.uint8)
 
 
-def _track_from_extents(grey_frames, extents, found, border):
+def _track_from_extents(grey_frames, extents, found, border, border_fraction=None):
     """MouthTrack from uint8 (N, H, W) grey frames and their mouth extents (N, 4)."""
-    boxes, active = crop_boxes(extents, found, *grey_frames.shape[1:3], border=border)
+    boxes, active = crop_boxes(extents, found, *grey_frames.shape[1:3], border=border,
+                               border_fraction=border_fraction)
     return MouthTrack(crops=mouth_crops(grey_frames, boxes, active), active=active, boxes=boxes)

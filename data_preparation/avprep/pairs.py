@@ -36,6 +36,8 @@ import hashlib
 
 import numpy as np
 
+from avprep.records import FPS, SPEECH_FRAME_SECONDS, WINDOW_FRAMES
+
 _TOLERANCE = 1e-6
 _SILENCE_PERCENTILE = 95.0
 _SILENT_FRACTION = 0.5
@@ -55,9 +57,9 @@ class WindowConfig:
     drop_static, static_threshold: drop windows without lip motion (grey levels).
     seed: seeds the impostor directions and the other-video choices.
     """
-    window_frames: int = 9
-    fps: float = 30.0
-    frame_seconds: float = 0.02
+    window_frames: int = WINDOW_FRAMES
+    fps: float = FPS
+    frame_seconds: float = SPEECH_FRAME_SECONDS
     hop_seconds: float = 0.1
     impostor_shift: float = 0.5
     impostor_other_video_fraction: float = 0.0

@@ -1,16 +1,27 @@
 """Speech features of a whole clip: MFEC (the paper's input) or MFCC (its baseline).
 
-MFEC ("Mel frequency energy coefficients") are log Mel filterbank energies without the
-DCT: 40 filters on 20 ms windows that do not overlap (frame length = step = 0.02 s), so
-that 15 frames cover 0.3 s and feature frame k covers audio [0.02 k, 0.02 (k + 1)) s.
-They are computed over the whole clip, mean/variance normalised over the clip (as the
-reference's SpeechPy ``lmfe`` + ``cmvn``), then stacked with their first and second
-derivatives along the last axis: float32 (T, 40, 3). ``num_channels=1`` keeps the static
-features only (the paper's "-1" variants).
+What is computed (kind "mfec", the default): python_speech_features ``logfbank`` of the
+clip at 16 kHz (records.SAMPLE_RATE) with 40 triangular Mel filters spanning 0 Hz to the
+Nyquist frequency, 8 kHz; 20 ms frames that do not overlap (frame length = step = 0.02 s,
+rectangular window, FFT length 1024, no pre-emphasis), so that 15 frames cover 0.3 s and
+feature frame k covers audio [0.02 k, 0.02 (k + 1)) s. The log energies (no DCT) are
+mean/variance normalised per filter over the whole clip, then stacked with their first and
+second derivatives *along time* (python_speech_features ``delta``, regression over +-2
+frames, the second derivative being the delta of the first) on the last axis:
+float32 (T, 40, 3). ``num_channels=1`` keeps the static features only (the paper's "-1"
+variants). This is what the paper describes (log Mel energies of the speech band and their
+temporal derivatives).
 
-The reference used SpeechPy ``lmfe`` (FFT length 1024, rectangular window, no
-pre-emphasis); here python_speech_features ``logfbank`` is called with the same settings
-(``preemph=0``, ``nfft=1024``) and ``delta`` with N=2 (SpeechPy's derivative window).
+How this differs from the reference's code, which called SpeechPy ``lmfe`` (FFT length
+1024, rectangular window, no pre-emphasis) and ``cmvn``:
+  - Filter range: the reference passed ``low_frequency=0``, which SpeechPy replaces by
+    300 Hz; with its bin mapping the 40 filters then cover about 156-3,984 Hz, about half
+    the band used here (0-8,000 Hz).
+  - Derivative axis: through an operator-precedence slip the reference's first and second
+    "derivatives" are taken along the filter axis of each frame, not along time; here they
+    are time derivatives.
+Both are deliberate: the features follow the paper, not the slip; the shapes, frame timing
+and normalisation are the reference's.
 
 MFCC (``kind="mfcc"``), for the CNN-MFCC baseline: the SyncNet-style baseline uses 13
 cepstral coefficients, so ``num_cepstra=13`` cepstra of the same 40-filter bank on the
@@ -23,6 +34,8 @@ import dataclasses
 
 import numpy as np
 import python_speech_features as psf
+
+from avprep.records import NUM_FILTERS, SAMPLE_RATE, SPEECH_FRAME_SECONDS
 
 KINDS = ("mfec", "mfcc")
 DELTA_WINDOW = 2
@@ -43,10 +56,10 @@ class SpeechFeatureConfig:
     num_cepstra: cepstral coefficients kept for kind "mfcc" (ignored for "mfec").
     """
     kind: str = "mfec"
-    num_filters: int = 40
-    frame_seconds: float = 0.02
+    num_filters: int = NUM_FILTERS
+    frame_seconds: float = SPEECH_FRAME_SECONDS
     num_channels: int = 3
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     nfft: int = 1024
     num_cepstra: int = 13
 

@@ -11,22 +11,35 @@ Layouts:
         alignments/sN/). Word timings come from <id>.align (units of 1/25000 s). With
         several speakers the split is by speaker; with one, by video.
 
-Splitting (flat and grid): the groups (speakers, or videos) are ordered by the SHA-256 of
+Several sources: `input_dir` may name several folders separated by commas, and `layout`
+one layout for all or one per folder ("flat,flat,grid"). Each folder is listed under its own
+layout; its name (the folder's base name) is the video's `source`, and with several sources
+ids and relative paths are prefixed by it ("lrw_ar/video/00139"), so they never collide.
+
+Split by speaker (`split_by="speaker"`): the split is not fixed when listing but after the
+videos are processed, from each video's speaker (a layout's label, else a face group; see
+avprep.speakers), so that every speaker is in exactly one split (`assign_speaker_splits`).
+
+Splitting by file (flat and grid): the groups (speakers, or videos) are ordered by the SHA-256 of
 their name (relative path for a video) and cut by the fractions, with counts rounded by
 largest remainder; so no video is in two splits, the split does not depend on file system
 order or on a random state, and the same input gives the same split on every machine.
 Adding videos to a folder can move others (the cut is by rank), which keeps small
 datasets at exactly the requested proportions.
 """
+import collections
 import dataclasses
 import hashlib
 import os
 from pathlib import Path
 from typing import Optional
 
-from avmatch.records import SPLITS
+import numpy as np
+
+from avprep.records import SPLITS
 
 LAYOUTS = ("flat", "lrw", "grid")
+SPLIT_BY = ("file", "speaker")
 VIDEO_EXTENSIONS = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v",
                     ".flv", ".wmv")
 LRW_SPLITS = {"train": "train", "val": "validation", "test": "test"}
@@ -35,15 +48,21 @@ GRID_UNITS_PER_SECOND = 25000.0
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
-    """layout: one of LAYOUTS; fractions of groups per split (flat and grid layouts)."""
+    """layout: one of LAYOUTS, or a comma-separated list of them (one per input folder);
+    fractions of groups per split; split_by: "file" (each layout's own rule, see module
+    doc) or "speaker" (every speaker in one split, decided after processing)."""
     layout: str = "flat"
     train_fraction: float = 0.8
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    split_by: str = "file"
 
     def __post_init__(self):
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        for layout in self.layout.split(","):
+            if layout not in LAYOUTS:
+                raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if self.split_by not in SPLIT_BY:
+            raise ValueError(f"split_by must be one of {SPLIT_BY}, got {self.split_by!r}")
         fractions = self.fractions
         if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
@@ -61,13 +80,15 @@ class SplitConfig:
 @dataclasses.dataclass(frozen=True)
 class VideoEntry:
     """One input video: absolute path, relative path (posix), id (relative path without
-    extension), split, speaker (None when unknown), word alignment path (or None)."""
+    extension), split, speaker (a layout's label, None when unknown), word alignment path
+    (or None), source (the name of the input folder it comes from)."""
     path: str
     relpath: str
     video_id: str
     split: str
     speaker: Optional[str] = None
     align_path: Optional[str] = None
+    source: str = ""
 
 
 def stable_fraction(name):
@@ -94,6 +115,23 @@ def assign_splits(names, fractions):
         for name in ordered[begin:begin + count]:
             assignment[name] = split
         begin += count
+    return assignment
+
+
+def assign_weighted_splits(weights, fractions):
+    """dict name -> split for a dict name -> weight (e.g. videos per speaker): names in hash
+    rank order, each going to the split its weight's midpoint falls in on the cumulative
+    scale, so the splits get about the requested share of the weight even when groups
+    differ in size (a speaker with 200 clips against one with 2)."""
+    ordered = sorted(weights, key=lambda name: (stable_fraction(name), name))
+    total = float(sum(weights.values())) or 1.0
+    bounds = np.cumsum(fractions)
+    assignment, done = {}, 0.0
+    for name in ordered:
+        middle = (done + weights[name] / 2.0) / total
+        assignment[name] = SPLITS[min(int(np.searchsorted(bounds, middle, side="right")),
+                                      len(SPLITS) - 1)]
+        done += weights[name]
     return assignment
 
 
@@ -185,21 +223,99 @@ def _grid_entries(root, config):
     return entries
 
 
-def list_videos(input_dir, config=SplitConfig()):
-    """Every video of `input_dir` under `config.layout`, with its split; sorted by relpath.
+def sources(input_dir, layout):
+    """[(source name, folder, layout)] of a comma-separated `input_dir` and `layout` (one
+    layout for all folders or one each); ValueError when the counts disagree or two folders
+    share a base name."""
+    folders = [folder for folder in str(input_dir).split(",") if folder]
+    layouts = layout.split(",")
+    if len(layouts) == 1:
+        layouts = layouts * len(folders)
+    if len(layouts) != len(folders):
+        raise ValueError(f"{len(folders)} input folders but {len(layouts)} layouts")
+    names = [Path(folder).resolve().name for folder in folders]
+    if len(set(names)) != len(names):
+        raise ValueError(f"input folders must have distinct names, got {names}")
+    return list(zip(names, folders, layouts))
 
-    Raises FileNotFoundError when input_dir is not a directory.
-    """
-    root = Path(input_dir).resolve()
+
+def _source_entries(name, folder, layout, config):
+    root = Path(folder).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"input directory {input_dir} does not exist")
-    if config.layout == "lrw":
+        raise FileNotFoundError(f"input directory {folder} does not exist")
+    if layout == "lrw":
         entries = _lrw_entries(root)
-    elif config.layout == "grid":
+    elif layout == "grid":
         entries = _grid_entries(root, config)
     else:
         entries = _flat_entries(root, config)
+    return [dataclasses.replace(entry, source=name) for entry in entries]
+
+
+def _prefixed(entry):
+    return dataclasses.replace(entry, relpath=f"{entry.source}/{entry.relpath}",
+                               video_id=f"{entry.source}/{entry.video_id}")
+
+
+def list_videos(input_dir, config=SplitConfig()):
+    """Every video of `input_dir` (one folder, or several separated by commas) under
+    `config.layout`, with its split and source; sorted by relpath.
+
+    Raises FileNotFoundError when an input folder is not a directory, ValueError when the
+    folders and layouts do not match (see `sources`).
+    """
+    found = sources(input_dir, config.layout)
+    entries = [entry for name, folder, layout in found
+               for entry in _source_entries(name, folder, layout, config)]
+    if len(found) > 1:
+        entries = [_prefixed(entry) for entry in entries]
     return sorted(entries, key=lambda entry: entry.relpath)
+
+
+def _unused_reason(path, layout):
+    """Why the file `path` of a folder under `layout` gives no video entry."""
+    if not _is_video(path):
+        return f"not a video ({path.suffix.lower() or 'no extension'})"
+    if layout == "lrw":
+        return "video outside a train/, val/ or test/ folder (lrw layout)"
+    return f"video where the {layout} layout does not look (e.g. an alignment folder)"
+
+
+def ignored_files(input_dir, config, entries, exclude_dir=None):
+    """[{"path", "reason"}] of the files of the input folders that no entry uses, so a user
+    sees that e.g. speech.wav beside the videos was not read: files that are not videos
+    (by extension, VIDEO_EXTENSIONS) except the word alignments the entries read, and
+    videos the layout leaves out.
+
+    entries: list_videos(input_dir, config); exclude_dir: a folder not to list (the output
+    directory, when it lies inside an input folder). Hidden files (.DS_Store) are not
+    listed. Paths are relative posix paths as in VideoEntry.relpath, sorted.
+    """
+    used = {entry.path for entry in entries} | {entry.align_path for entry in entries}
+    excluded = Path(exclude_dir).resolve() if exclude_dir else None
+    found = sources(input_dir, config.layout)
+    ignored = []
+    for name, folder, layout in found:
+        root = Path(folder).resolve()
+        for path in root.rglob("*"):
+            relpath = _relative(path, root)
+            if (not path.is_file() or str(path) in used
+                    or any(part.startswith(".") for part in Path(relpath).parts)
+                    or (excluded is not None and excluded in path.parents)):
+                continue
+            prefix = f"{name}/" if len(found) > 1 else ""
+            ignored.append({"path": prefix + relpath, "reason": _unused_reason(path, layout)})
+    return sorted(ignored, key=lambda item: item["path"])
+
+
+def assign_speaker_splits(entries, speakers, fractions):
+    """Entries with their split set by speaker: `speakers` maps video_id -> speaker id, and
+    the speakers are cut by hash rank weighted by their number of videos
+    (assign_weighted_splits), so each speaker is in exactly one split."""
+    weights = collections.Counter(speakers[entry.video_id] for entry in entries)
+    by_speaker = assign_weighted_splits(weights, fractions)
+    return [dataclasses.replace(entry, split=by_speaker[speakers[entry.video_id]])
+            for entry in entries]
 
 
 def select_shard(entries, index, count):

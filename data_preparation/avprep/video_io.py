@@ -12,7 +12,8 @@ from typing import Optional
 import av
 import numpy as np
 
-from avmatch.atomic import atomic_path
+from avprep.atomic import atomic_path
+from avprep.records import FPS, SAMPLE_RATE
 
 _AUDIO_CHUNK = 1024  # samples per encoded audio frame: AAC's fixed frame size
 _CODEC_ALIASES = {  # OpenCV-style fourcc names (the reference's --codec) -> PyAV encoders
@@ -64,7 +65,7 @@ def nearest_frame_indices(source_times, fps, count):
     return np.where(take_right, right, left).astype(np.int64)
 
 
-def decode_video(path, fps=30.0, sample_rate=16000, need_audio=True, max_frames=None):
+def decode_video(path, fps=FPS, sample_rate=SAMPLE_RATE, need_audio=True, max_frames=None):
     """Decodes `path` into a DecodedVideo at `fps` and mono `sample_rate` audio.
 
     Output frame k is the source frame whose timestamp is nearest to k / fps (25 fps
@@ -104,7 +105,7 @@ def decode_video(path, fps=30.0, sample_rate=16000, need_audio=True, max_frames=
                         source_fps=source_fps, duration=count / float(fps))
 
 
-def write_video(path, frames, fps, audio=None, sample_rate=16000, codec="libx264"):
+def write_video(path, frames, fps, audio=None, sample_rate=SAMPLE_RATE, codec="libx264"):
     """Writes uint8 (N, H, W, 3) RGB frames (and optional float32 (S,) mono audio) to `path`.
 
     The container follows the extension (.mp4, .avi, .mkv, .mov). codec takes PyAV encoder

@@ -147,7 +147,9 @@ class BatchNorm(keras.layers.Layer):
     `sample_weight` (B,) when given, so a batch where sample i stands for w_i identical pairs
     normalises exactly as the batch with those duplicates would; a sample of weight 0 takes
     no part. The moving statistics follow with `decay` (left as they are when the total weight
-    is 0). Inference: the moving statistics.
+    is 0), unless `update_statistics` is False: then the batch statistics normalise and the
+    moving ones stay as they are (the reference's selection pass, see train_step.kept_pairs).
+    Inference: the moving statistics.
     """
 
     def __init__(self, decay=0.999, epsilon=1e-3, **kwargs):
@@ -179,9 +181,11 @@ class BatchNorm(keras.layers.Layer):
         variance = tf.reduce_sum(w * tf.square(x - mean), axes) / safe_total
         return mean, variance, total
 
-    def call(self, x, training=False, sample_weight=None):
+    def call(self, x, training=False, sample_weight=None, update_statistics=True):
         if not training:
             mean, variance = self.moving_mean, self.moving_variance
+        elif not update_statistics:
+            mean, variance, _ = self._moments(x, sample_weight)
         else:
             mean, variance, total = self._moments(x, sample_weight)
             has_data = total > 0
@@ -245,7 +249,8 @@ class ConvBlock(keras.layers.Layer):
     def regularization_loss(self):
         return self.conv.regularization_loss()
 
-    def call(self, x, training=False, sample_weight=None):
+    def call(self, x, training=False, sample_weight=None, update_statistics=True):
         x = self.conv(x)
-        x = self.batch_norm(x, training=training, sample_weight=sample_weight)
+        x = self.batch_norm(x, training=training, sample_weight=sample_weight,
+                            update_statistics=update_statistics)
         return self.activation(x)

@@ -10,6 +10,7 @@ import dataclasses
 
 from avmatch.nets.lipread_mouth import lipread_mouth
 from avmatch.nets.lipread_speech import lipread_speech
+from avprep.records import MOUTH_SHAPE, NUM_FILTERS, SPEECH_FRAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +22,8 @@ class NetworkSpec:
 
 
 NETWORKS = {
-    "lipread_speech": NetworkSpec(lipread_speech, "speech", (15, 40, 3)),
-    "lipread_mouth": NetworkSpec(lipread_mouth, "mouth", (9, 60, 100)),
+    "lipread_speech": NetworkSpec(lipread_speech, "speech", (SPEECH_FRAMES, NUM_FILTERS, 3)),
+    "lipread_mouth": NetworkSpec(lipread_mouth, "mouth", MOUTH_SHAPE),
 }
 
 

@@ -37,11 +37,12 @@ class Tower(keras.Model):
             [block.regularization_loss() for block in blocks] + [self.head.regularization_loss()]
         )
 
-    def call(self, inputs, training=False, sample_weight=None):
+    def call(self, inputs, training=False, sample_weight=None, update_statistics=True):
         x = self.to_5d(inputs, self.compute_dtype)
         for layer in self.body:
             if isinstance(layer, ConvBlock):
-                x = layer(x, training=training, sample_weight=sample_weight)
+                x = layer(x, training=training, sample_weight=sample_weight,
+                          update_statistics=update_statistics)
             else:
                 x = layer(x)
         return tf.reshape(self.head(x), [-1, self.head.filters])

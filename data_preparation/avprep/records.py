@@ -1,5 +1,6 @@
-"""The on-disk format of a prepared dataset, shared by the writer (data_preparation) and the
-reader (avmatch.input_pipeline).
+"""The on-disk format of a prepared dataset and its shape constants: the one definition, owned
+by the data side, that the writer (avprep.dataset_writer) and the reader
+(avmatch.input_pipeline) share.
 
 A dataset directory holds, per split, sharded TFRecord files
 ``<split>-<index:05d>-of-<count:05d>.tfrecord`` and one ``manifest.json``.
@@ -16,19 +17,33 @@ Record features:
   impostor_shift   float   seconds between the window and its impostor audio
                            (0.0 when the impostor audio comes from another video)
 
-The shapes are stored in the manifest under ``shapes`` so that readers need no guess.
+``manifest.json`` holds ``format_version`` (FORMAT_VERSION; `read_manifest` refuses any
+other), the cube shapes under ``shapes`` so that readers need no guess, and per split its
+counts and shards; ``splits.<split>.shard_sizes`` maps each shard name to its ``bytes`` and
+``records``, so a reader can tell a truncated or damaged shard (manifests written before
+that key existed have no sizes: same format, the check is skipped).
 """
 import json
 import os
 
 import numpy as np
 
-from avmatch.atomic import atomic_write
+from avprep.atomic import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "validation", "test")
-MOUTH_SHAPE = (9, 60, 100)
+# Raised only when the record bytes or the manifest's meaning change, never for a new
+# optional manifest key (readers of version 1 ignore keys they do not know).
 FORMAT_VERSION = 1
+
+FPS = 30.0  # video frames per second the mouth tower sees (sources are resampled to it)
+SAMPLE_RATE = 16000  # Hz of the decoded mono audio, which the speech features assume
+WINDOW_FRAMES = 9  # video frames per window: 0.3 s at FPS
+SPEECH_FRAME_SECONDS = 0.02  # speech feature frame length and step (non-overlapping)
+SPEECH_FRAMES = 15  # speech feature frames per window: 0.3 s / SPEECH_FRAME_SECONDS
+NUM_FILTERS = 40  # Mel filters per speech frame (the speech tower's frequency extent)
+MOUTH_HEIGHT, MOUTH_WIDTH = 60, 100  # pixels of a grey mouth crop
+MOUTH_SHAPE = (WINDOW_FRAMES, MOUTH_HEIGHT, MOUTH_WIDTH)
 
 
 def shard_name(split, index, count):
@@ -108,7 +123,38 @@ def write_json_atomic(path, payload):
                  binary=False)
 
 
+def write_manifest(data_dir, manifest):
+    """Writes `manifest` (a JSON-ready dict) as the dataset's manifest.json, atomically,
+    stamped with FORMAT_VERSION; returns the dict written."""
+    manifest = dict(manifest, format_version=FORMAT_VERSION)
+    write_json_atomic(os.path.join(data_dir, MANIFEST_NAME), manifest)
+    return manifest
+
+
+def check_format_version(manifest, path):
+    """Raises ValueError when the manifest dict read from `path` is of another format
+    version than this code reads."""
+    found = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if found != FORMAT_VERSION:
+        raise ValueError(f"{path}: dataset format version {found}, this code reads version "
+                         f"{FORMAT_VERSION}; rebuild the dataset with this version's data "
+                         "preparation")
+
+
 def read_manifest(data_dir):
-    """The manifest of a dataset directory as a dict; raises FileNotFoundError if absent."""
-    with open(os.path.join(data_dir, MANIFEST_NAME)) as handle:
-        return json.load(handle)
+    """The manifest of a dataset directory as a dict.
+
+    Raises FileNotFoundError when it is absent, json.JSONDecodeError (a ValueError) when it
+    is not JSON, ValueError when its format_version is not FORMAT_VERSION.
+    """
+    path = os.path.join(data_dir, MANIFEST_NAME)
+    with open(path) as handle:
+        manifest = json.load(handle)
+    check_format_version(manifest, path)
+    return manifest
+
+
+def shard_sizes(split_entry):
+    """{shard name: {"bytes": int, "records": int}} of a manifest's split entry; {} for a
+    manifest written before shards had recorded sizes."""
+    return dict(split_entry.get("shard_sizes") or {})
