@@ -148,3 +148,12 @@ def trainable_subset(variables, trainable_scopes):
     if not chosen:
         raise ValueError(f"trainable scopes {','.join(trainable_scopes)} match no variable")
     return chosen
+
+
+def export_towers(instance, output_dir, step):
+    """Saves the towers alone (no optimiser, no weight averages) as OUTPUT_DIR/ckpt-STEP with
+    its `checkpoint` index file, the form of a shipped model that test.py and
+    checkpoint_to_score read; returns the path prefix."""
+    towers = tf.train.Checkpoint(speech_cnn=instance.speech_net, mouth_cnn=instance.mouth_net)
+    return tf.train.CheckpointManager(towers, output_dir, max_to_keep=1).save(
+        checkpoint_number=step)

@@ -1,0 +1,202 @@
+"""The sync check: how far a video's audio is shifted against its lips, and how sure that is.
+
+The data side (avprep.sync_input.SyncInputs) gives W windows of 0.3 s (one every 0.1 s whose
+9 frames all show a mouth) and, for each audio offset k in [-max_offset, +max_offset] video
+frames, the speech cube each window is compared with: the audio at time (s + k) / fps for a
+window starting at frame s. Sign convention: positive offset = audio late (the sound of a
+lip movement at time t is heard at t + offset). Here every window is scored at every offset
+with a trained coupled network (distance = L2 between the towers' embeddings), then, as
+SyncNet's SyncNetInstance.evaluate does for its network:
+
+  mean distance d_k   the distance at offset k averaged over the windows (all W windows at
+                      every k: a window whose audio would leave the clip at some offset is
+                      not used at all);
+  best offset         the k of the smallest d_k, in frames and in ms (k * 1000 / fps);
+  minimum distance    min_k d_k;
+  confidence          median_k d_k - min_k d_k: how far the best offset stands out of the
+                      others. A flat curve (no face/voice relation, silence, a dubbed voice)
+                      gives a confidence near 0 whatever the best offset is.
+
+Verdict (VerdictThresholds): "cannot tell" when fewer than `min_windows` windows were usable
+or the confidence is below `min_confidence`; else "in sync" when the best offset is within
+`in_sync_frames` (one frame, the method's resolution; 33 ms also lies within EBU R37's
+tolerance of 40 ms audio early / 60 ms audio late, two frames would not); else "out of sync
+by N ms" (signed: + = audio late). The defaults were measured with a model trained like the
+shipped one (README, "Sync check"): with the audio of *another* video, 14 of 14 checks of
+held-out speakers gave a confidence below 8 or fewer than 20 windows, and so do the checks
+that failed at the edge of the search range (confidence 1.4 to 5.0), while the correct audio
+of held-out speakers gave a median confidence of 12.5.
+
+Lip-sync metrics of talking-face generation papers, over a set of videos (lse_metrics):
+  LSE-D  mean over videos of the minimum distance (lower = lips and audio match better);
+  LSE-C  mean over videos of the confidence (higher = a clearer sync peak).
+These follow SyncNet's definitions but use *this project's* network: its embeddings, and so
+its distances, are on another scale (trained with a contrastive margin of 100 on other data),
+so the figures compare videos checked with the same model only, never with SyncNet's LSE-D
+(about 6-8 on real video) or LSE-C (about 6-8).
+"""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from avmatch.instance import l2_distances
+from avprep.atomic import atomic_write
+from avprep.records import MOUTH_SHAPE
+
+IN_SYNC, CANNOT_TELL = "in sync", "cannot tell"
+
+
+@dataclasses.dataclass(frozen=True)
+class VerdictThresholds:
+    """When the sync check commits to a verdict (see the module doc).
+
+    min_confidence: smallest confidence (distance units of the model) for a verdict;
+    in_sync_frames: largest |best offset| in frames still called in sync;
+    min_windows: fewest usable windows for a verdict.
+    """
+    min_confidence: float = 8.0
+    in_sync_frames: int = 1
+    min_windows: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    """The sync check of one video or one segment of it (K offsets).
+
+    offsets: int (K,) video frames; mean_distances: float (K,) per offset, averaged over the
+    windows; best_offset_frames: int; best_offset_ms: float; min_distance, confidence:
+    float; num_windows: int; verdict: str; fps: frame rate of the offsets.
+    """
+    offsets: np.ndarray
+    mean_distances: np.ndarray
+    best_offset_frames: int
+    best_offset_ms: float
+    min_distance: float
+    confidence: float
+    num_windows: int
+    verdict: str
+    fps: float
+
+    def to_dict(self):
+        """JSON-ready dict of the result."""
+        return {"best_offset_frames": self.best_offset_frames,
+                "best_offset_ms": round(self.best_offset_ms, 1),
+                "min_distance": round(self.min_distance, 5),
+                "confidence": round(self.confidence, 5), "num_windows": self.num_windows,
+                "verdict": self.verdict, "fps": self.fps,
+                "offsets_frames": [int(k) for k in self.offsets],
+                "mean_distances": [round(float(d), 5) for d in self.mean_distances]}
+
+
+def distance_function(instance, speech_shape):
+    """A compiled function: mouth uint8 (B, 9, 60, 100), speech float32 (B, K, T, F, C) ->
+    float32 (B, K) distances between each mouth cube and its K speech cubes (inference mode;
+    the mouth tower runs once per window, not once per offset). speech_shape: (T, F, C).
+    Make it once per model: each new one is traced again."""
+    signature = [tf.TensorSpec([None, *MOUTH_SHAPE], tf.uint8),
+                 tf.TensorSpec([None, None, *speech_shape], tf.float32)]
+
+    @tf.function(input_signature=signature)
+    def distances(mouth, speech):
+        shape = tf.shape(speech)
+        mouth_embeddings = instance.embed_mouth(mouth, training=False)
+        speech_embeddings = instance.embed_speech(
+            tf.reshape(speech, tf.concat([[-1], shape[2:]], 0)), training=False)
+        speech_embeddings = tf.reshape(speech_embeddings, [shape[0], shape[1], -1])
+        return l2_distances(speech_embeddings, mouth_embeddings[:, None, :])
+    return distances
+
+
+def offset_distances(distances, inputs, windows_per_batch=32):
+    """float32 (W, K): the distance of every window of `inputs` (a SyncInputs) at every
+    offset, by `distances` (distance_function's), `windows_per_batch` windows at a time to
+    bound the memory."""
+    rows = []
+    for first in range(0, inputs.num_windows, windows_per_batch):
+        index = np.arange(first, min(first + windows_per_batch, inputs.num_windows))
+        rows.append(distances(tf.constant(inputs.mouth_cubes(index)),
+                              tf.constant(inputs.speech_cubes(index))).numpy())
+    if not rows:
+        return np.zeros((0, len(inputs.offsets)), np.float32)
+    return np.concatenate(rows)
+
+
+def verdict(best_offset_frames, confidence, num_windows, fps, thresholds=VerdictThresholds()):
+    """The verdict string for a best offset (frames), confidence and number of windows."""
+    if num_windows < thresholds.min_windows or confidence < thresholds.min_confidence:
+        return CANNOT_TELL
+    if abs(best_offset_frames) <= thresholds.in_sync_frames:
+        return IN_SYNC
+    direction = "audio late" if best_offset_frames > 0 else "audio early"
+    return f"out of sync by {best_offset_frames * 1000.0 / fps:+.0f} ms ({direction})"
+
+
+def summarize(distances, offsets, fps, thresholds=VerdictThresholds()):
+    """SyncResult of float (W, K) window distances at int (K,) offsets (W >= 1)."""
+    distances = np.asarray(distances, np.float64)
+    if distances.ndim != 2 or distances.shape[0] == 0:
+        raise ValueError(f"need distances of shape (W >= 1, K), got {distances.shape}")
+    mean = distances.mean(axis=0)
+    best = int(np.argmin(mean))
+    best_frames = int(offsets[best])
+    confidence = float(np.median(mean) - mean[best])
+    return SyncResult(offsets=np.asarray(offsets), mean_distances=mean,
+                      best_offset_frames=best_frames, best_offset_ms=best_frames * 1000.0 / fps,
+                      min_distance=float(mean[best]), confidence=confidence,
+                      num_windows=int(distances.shape[0]),
+                      verdict=verdict(best_frames, confidence, distances.shape[0], fps,
+                                      thresholds), fps=float(fps))
+
+
+def segment_results(distances, starts, offsets, fps, segment_seconds,
+                    thresholds=VerdictThresholds()):
+    """Per-segment SyncResults, so drift over a long video shows.
+
+    distances: float (W, K); starts: int (W,) first frame of each window; segment i holds the
+    windows starting in [i, i + 1) * segment_seconds. Returns a list of (start seconds,
+    end seconds, SyncResult) for the segments with at least one window, in time order.
+    """
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    segment = np.floor(np.asarray(starts) / fps / segment_seconds).astype(np.int64)
+    return [(float(i * segment_seconds), float((i + 1) * segment_seconds),
+             summarize(np.asarray(distances)[segment == i], offsets, fps, thresholds))
+            for i in np.unique(segment)]
+
+
+def lse_metrics(results):
+    """LSE-D and LSE-C (see the module doc) of a list of whole-video SyncResults:
+    {"lse_d": float, "lse_c": float, "videos": int}; ValueError for none."""
+    if not results:
+        raise ValueError("LSE-D and LSE-C need at least one checked video")
+    return {"lse_d": float(np.mean([r.min_distance for r in results])),
+            "lse_c": float(np.mean([r.confidence for r in results])),
+            "videos": len(results)}
+
+
+def save_offset_plot(path, curves):
+    """PNG of the mean distance against the audio offset, one line per video.
+
+    curves: list of (label, SyncResult); the best offset of each is marked. Drawn on a
+    matplotlib Agg canvas (no global backend) and written atomically.
+    """
+    figure = Figure(figsize=(7.0, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    for label, result in curves:
+        milliseconds = np.asarray(result.offsets) * 1000.0 / result.fps
+        line, = axes.plot(milliseconds, result.mean_distances, marker=".", label=label)
+        axes.plot([result.best_offset_ms], [result.min_distance], "o", color=line.get_color())
+    axes.axvline(0.0, color="grey", linestyle=":")
+    axes.set_xlabel("audio offset (ms; + = audio late)")
+    axes.set_ylabel("mean distance over windows")
+    if len(curves) == 1:
+        result = curves[0][1]
+        axes.set_title(f"{curves[0][0]}\nbest {result.best_offset_ms:+.0f} ms, "
+                       f"confidence {result.confidence:.2f}: {result.verdict}", fontsize=9)
+    if 1 < len(curves) <= 12:
+        axes.legend(fontsize=7)
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png"))

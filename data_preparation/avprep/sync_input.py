@@ -1,0 +1,180 @@
+"""The data side of the sync check: a video's mouth windows and, for every audio offset, the
+speech cube each window is compared with (the model side, avmatch.sync, measures them).
+
+Offsets are whole video frames k in [-max_offset, +max_offset]; positive k = audio late
+(the sound of a lip movement at time t is heard at t + k / fps). Window w starts at video
+frame s_w, a multiple of the 0.1 s hop (3 frames at 30 fps), so s_w / fps is a whole number
+j_w of 20 ms speech frames (j_w = 5 s_w / 3) and its speech cube at offset 0 is frames
+[j_w, j_w + 15) of the clip's features, as in training. At offset k the cube must start at
+time (s_w + k) / fps, which is not a whole speech frame (1/30 s = 1.67 frames), so the audio
+is shifted by d_k = round(k * sample_rate / fps) samples: with d_k = q_k * step + r_k
+(step = 320 samples, 0 <= r_k < step), the cube is frames [j_w + q_k, j_w + q_k + 15) of
+the features of audio[r_k:]. Those features are computed once per distinct r_k (three at
+30 fps and 16 kHz) and each covers the clip, so every cube starts within half a sample of
+its exact time and is normalised over (almost) the same audio as in training.
+
+A window is used when its 9 frames all have a mouth and its speech cube lies inside the clip
+at *every* offset, so each offset averages the same windows.
+"""
+import dataclasses
+
+import numpy as np
+
+from avprep import pairs
+from avprep.mouth_tracking import MouthTracker
+from avprep.records import FPS
+from avprep.speech_features import SpeechFeatureConfig, speech_features
+from avprep.video_io import DecodeError, decode_video
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncInputs:
+    """What the sync check of one video needs (W windows, K offsets).
+
+    crops: uint8 (N, 60, 100) mouth crops at fps; starts: int64 (W,) first frame of each
+    usable window; offsets: int64 (K,) audio offsets in video frames (ascending);
+    features: tuple of float32 (T_i, F, C) speech features of the clip, one per distinct
+    sub-frame shift; feature_index: int64 (K,) which of `features` offset k reads;
+    frame_shift: int64 (K,) q_k, its shift in whole speech frames; fps: video frame rate;
+    active_frames: frames with a mouth; duration: seconds of video.
+    """
+    crops: np.ndarray
+    starts: np.ndarray
+    offsets: np.ndarray
+    features: tuple
+    feature_index: np.ndarray
+    frame_shift: np.ndarray
+    fps: float
+    active_frames: int
+    duration: float
+
+    @property
+    def num_windows(self):
+        return int(self.starts.shape[0])
+
+    @property
+    def window(self):
+        """The pairs.WindowConfig of the windows (9 frames, 15 speech frames, 0.1 s hop)."""
+        return pairs.WindowConfig(fps=self.fps)
+
+    def speech_starts(self, window_index):
+        """int64 (len, K): first frame of each window's speech cube at each offset, in the
+        feature array of that offset (features[feature_index[k]])."""
+        base = pairs.speech_start(self.starts[window_index], self.window)
+        return np.asarray(base)[:, None] + self.frame_shift[None, :]
+
+    def mouth_cubes(self, window_index):
+        """uint8 (len, 9, 60, 100): the mouth cubes of windows `window_index` (int (len,))."""
+        frames = self.window.window_frames
+        return np.stack([self.crops[s:s + frames] for s in self.starts[window_index]])
+
+    def speech_cubes(self, window_index):
+        """float32 (len, K, 15, F, C): each window's speech cube at every offset."""
+        length = self.window.speech_frames
+        starts = self.speech_starts(window_index)
+        return np.stack([
+            np.stack([self.features[self.feature_index[k]][a:a + length]
+                      for k, a in enumerate(row)]) for row in starts])
+
+
+def audio_shifts(offsets, fps, sample_rate):
+    """int64 (K,): samples the audio is shifted by for each offset (int (K,) video frames),
+    round(k * sample_rate / fps)."""
+    return np.round(np.asarray(offsets, np.float64) * sample_rate / fps).astype(np.int64)
+
+
+def split_shifts(shifts, step):
+    """(q int64 (K,), r int64 (K,)) with shifts = q * step + r and 0 <= r < step."""
+    shifts = np.asarray(shifts, np.int64)
+    return np.floor_divide(shifts, step), np.mod(shifts, step)
+
+
+def shifted_features(audio, rests, config):
+    """Speech features of audio[r:] for each distinct sub-frame shift r, computed once each.
+
+    audio: float (S,) mono at config.sample_rate; rests: int (K,) shifts in samples within
+    one speech frame (split_shifts). Returns (features: tuple of float32 (T_i, F, C);
+    feature_index: int64 (K,), which of them offset k reads; whole_frames: int64 per
+    features, its frames that hold no padding (the last frame of a clip is zero-padded)).
+    """
+    distinct = sorted(set(np.asarray(rests).tolist()))
+    empty = np.zeros((0, config.num_features, config.num_channels), np.float32)
+    features = tuple(speech_features(audio[r:], config)
+                     if len(audio) - r >= config.frame_samples else empty for r in distinct)
+    feature_index = np.array([distinct.index(r) for r in np.asarray(rests).tolist()], np.int64)
+    whole_frames = np.array([(len(audio) - r) // config.frame_samples for r in distinct],
+                            np.int64)
+    return features, feature_index, whole_frames
+
+
+def usable_starts(active, feature_lengths, feature_index, frame_shift, fps=FPS):
+    """int64 (W,): starts of the windows (every 0.1 s) whose frames all have a mouth and
+    whose speech cube lies inside the features at every offset.
+
+    active: bool (N,) per video frame; feature_lengths: int, usable frames of each feature
+    array (whole_frames of shifted_features); feature_index, frame_shift: int (K,), which
+    array and what shift in whole frames each offset uses.
+    """
+    config = pairs.WindowConfig(fps=fps)
+    starts = pairs.window_starts(len(active), np.iinfo(np.int64).max, config)
+    starts = starts[pairs.fully_active(active, starts, config)]
+    first = pairs.speech_start(starts, config)
+    lengths = np.asarray(feature_lengths, np.int64)[np.asarray(feature_index)]
+    cube_start = np.asarray(first)[:, None] + np.asarray(frame_shift)[None, :]
+    inside = (cube_start >= 0) & (cube_start + config.speech_frames <= lengths[None, :])
+    return starts[inside.all(axis=1)].astype(np.int64)
+
+
+def sync_inputs(crops, active, audio, max_offset, speech_config=SpeechFeatureConfig(),
+                fps=FPS):
+    """SyncInputs of one video from its tracked mouth and its audio.
+
+    crops: uint8 (N, 60, 100); active: bool (N,); audio: float (S,) mono at
+    speech_config.sample_rate, sample 0 at the time of frame 0; max_offset: frames searched
+    each way.
+    """
+    if max_offset < 0:
+        raise ValueError(f"max_offset must not be negative, got {max_offset}")
+    offsets = np.arange(-max_offset, max_offset + 1, dtype=np.int64)
+    shifts = audio_shifts(offsets, fps, speech_config.sample_rate)
+    frame_shift, rests = split_shifts(shifts, speech_config.frame_samples)
+    features, feature_index, whole_frames = shifted_features(audio, rests, speech_config)
+    starts = usable_starts(active, whole_frames, feature_index, frame_shift, fps)
+    active = np.asarray(active, bool)
+    return SyncInputs(crops=np.asarray(crops, np.uint8), starts=starts, offsets=offsets,
+                      features=features, feature_index=feature_index, frame_shift=frame_shift,
+                      fps=float(fps), active_frames=int(active.sum()),
+                      duration=len(active) / float(fps))
+
+
+def needed_seconds(max_offset, fps=FPS):
+    """Shortest clip that can hold one window at every offset: the window plus the search
+    range on both sides (1.3 s for +/-15 frames at 30 fps)."""
+    return (pairs.WindowConfig(fps=fps).window_frames + 2 * max_offset) / fps
+
+
+def prepare_video(path, max_offset, tracker=None, speech_config=SpeechFeatureConfig(),
+                  fps=FPS):
+    """Decodes and tracks the video at `path` and returns its SyncInputs.
+
+    tracker: the MouthTracker with the crop rule the model was trained with (a new
+    reference-rule tracker when None). Raises ValueError, with the reason, for a file that
+    cannot be decoded, has no audio, shows no face, or gives no usable window.
+    """
+    try:
+        decoded = decode_video(path, fps=fps, sample_rate=speech_config.sample_rate)
+    except DecodeError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if decoded.audio.size < speech_config.frame_samples:
+        raise ValueError(f"{path}: the audio stream holds no sound to compare with the lips")
+    track = (tracker or MouthTracker()).track(decoded.frames)
+    if not track.active.any():
+        raise ValueError(f"{path}: no face found in any frame")
+    inputs = sync_inputs(track.crops, track.active, decoded.audio, max_offset, speech_config,
+                         fps)
+    if inputs.num_windows == 0:
+        raise ValueError(
+            f"{path}: no usable window ({decoded.duration:.2f} s, a mouth in "
+            f"{inputs.active_frames} of {len(track.active)} frames; a +/-{max_offset} frame "
+            f"search needs {needed_seconds(max_offset, fps):.2f} s with a mouth throughout)")
+    return inputs

@@ -1,0 +1,77 @@
+"""Packs a training run's best towers as a pretrained model folder, loadable without training.
+
+    python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v1
+
+Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
+the old model or the new one, never half of each): the towers of the run's best epoch
+(CHECKPOINT_DIR/best, else its newest checkpoint) without optimiser state, and config.json
+with the run's settings and the dataset features the model expects (its data_dir cleared:
+the training dataset is not part of the model). The model card is written by hand beside it.
+"""
+import os
+import shutil
+import tempfile
+
+from absl import flags
+
+from avprep.cli import UsageError, reported, run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "train.py's --train_dir of the run to ship.")
+flags.DEFINE_string("output_dir", None, "Model folder to write (replaced whole).")
+KEEP = ("MODEL_CARD.md", "test_metrics.json")
+
+
+def ship(run_dir, output_dir):
+    """Exports the run's best towers and settings into output_dir; returns the checkpoint
+    path it wrote."""
+    import dataclasses
+
+    from avmatch import checkpoints
+    from avmatch.config import RUN_CONFIG_NAME, read_saved_run
+    from avmatch.instance import MatchingInstance
+    from avprep import records
+
+    saved = read_saved_run(run_dir)
+    source = checkpoints.checkpoint_to_score(run_dir, "best")
+    instance = MatchingInstance.create(saved.train.model_speech_name,
+                                       saved.train.model_mouth_name)
+    checkpoints.restore_towers(source, instance)
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".ship-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp's 0o700 would make the shipped folder private
+    try:
+        step = int(source.rsplit("-", 1)[1])
+        checkpoints.export_towers(instance, staging, step)
+        train = dataclasses.replace(saved.train, data_dir="", train_dir=output_dir)
+        records.write_json_atomic(os.path.join(staging, RUN_CONFIG_NAME),
+                                  dict(train.to_dict(), features=saved.features,
+                                       shipped_from=os.path.abspath(source)))
+        for name in KEEP:
+            if os.path.exists(os.path.join(output_dir, name)):
+                shutil.copy2(os.path.join(output_dir, name), staging)
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return os.path.join(output_dir, os.path.basename(
+        checkpoints.latest_checkpoint(output_dir)))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.run_dir or not FLAGS.output_dir:
+        raise UsageError("--run_dir and --output_dir are required")
+    from avmatch.checkpoints import CheckpointError
+    with reported(FileNotFoundError, ValueError, CheckpointError):
+        path = ship(FLAGS.run_dir, FLAGS.output_dir)
+    print(f"shipped {path}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run(main)
