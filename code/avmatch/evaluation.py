@@ -3,7 +3,7 @@ import numpy as np
 
 from avmatch import checkpoints, metrics
 from avmatch.ema import WeightAverages
-from avmatch.input_pipeline import load_dataset_info, model_features
+from avmatch.input_pipeline import DatasetError, load_dataset_info, model_features
 from avmatch.instance import MatchingInstance
 from avmatch.reporting import format_metrics, write_test_outputs
 from avmatch.scoring import score_split
@@ -11,12 +11,12 @@ from avprep import records
 
 
 def check_features(run, manifest, data_dir):
-    """Raises ValueError when the dataset's speech features or mouth crop (its manifest) are
+    """Raises DatasetError when the dataset's speech features or mouth crop (its manifest) are
     not those the model was trained on (run: its config.SavedRun); runs that recorded none
     (or trained on a dataset without feature settings) are not checked."""
     trained, found = run.features, model_features(manifest)
     if trained and trained.get("speech") is not None and trained != found:
-        raise ValueError(f"the model was trained on features {trained}, but {data_dir} holds "
+        raise DatasetError(f"the model was trained on features {trained}, but {data_dir} holds "
                          f"{found}: build the dataset with the model's settings")
 
 
