@@ -32,6 +32,7 @@ def export(checkpoint_dir, output_dir):
     from avmatch.export import export_saved_model
     from avmatch.instance import MatchingInstance
     from avprep.records import SPEECH_FRAMES
+    from avprep.speech_features import SpeechFeatureConfig
 
     try:
         path = checkpoints.checkpoint_to_score(checkpoint_dir)
@@ -40,9 +41,9 @@ def export(checkpoint_dir, output_dir):
                          "--train_dir)") from None
     with reported(ValueError, TypeError, prefix=f"{checkpoint_dir}: "):
         saved = read_saved_run(checkpoint_dir)
-        speech = (saved.features or {}).get("speech") or {}
-        speech_shape = (SPEECH_FRAMES, speech.get("num_filters", 40),
-                        speech.get("num_channels", 3))
+        speech = SpeechFeatureConfig(**((saved.features or {}).get("speech") or {}))
+        # num_features, not num_filters: an MFCC model's speech cubes have num_cepstra rows
+        speech_shape = (SPEECH_FRAMES, speech.num_features, speech.num_channels)
     instance = MatchingInstance.create(saved.train.model_speech_name,
                                        saved.train.model_mouth_name, speech_shape)
     with reported(checkpoints.CheckpointError):
