@@ -38,6 +38,8 @@ flags.DEFINE_boolean(
 flags.DEFINE_enum("checkpoint", _D.checkpoint, ["best", "latest"],
                   "best: the epoch with the best validation AUC (CHECKPOINT_DIR/best), when "
                   "the run kept one; latest: the newest checkpoint.")
+flags.DEFINE_enum("precision", _D.precision, ["float32", "bfloat16", "auto"], "Scoring "
+                  "arithmetic (see train.py --precision); any precision reads any checkpoint.")
 flags.DEFINE_enum("group_by", _D.group_by, ["", "source", "speaker"],
                   "Also report the metrics per source (input folder) or per speaker.")
 
@@ -92,6 +94,7 @@ def main(argv):
         use_moving_average=FLAGS.use_moving_average,
         checkpoint=FLAGS.checkpoint,
         group_by=FLAGS.group_by,
+        precision=FLAGS.precision,
     )
     result = evaluate(config, saved_run)
     print(result["summary"])

@@ -14,7 +14,7 @@ import sys
 
 from absl import flags, logging
 
-from avmatch.config import DECAY_TYPES, OPTIMIZERS, STRATEGIES, TrainConfig
+from avmatch.config import DECAY_TYPES, OPTIMIZERS, SELECTION_RULES, STRATEGIES, TrainConfig
 from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
@@ -55,6 +55,11 @@ flags.DEFINE_float("hard_margin", _D.hard_margin, "Online pair selection: keep i
                    "closer than the largest genuine distance plus this.")
 flags.DEFINE_boolean("online_pair_selection", _D.online_pair_selection, "Learn from the "
                      "selected pairs only; false = every pair.")
+flags.DEFINE_enum("selection_rule", _D.selection_rule, list(SELECTION_RULES), "Online pair "
+                  "selection: hard = the reference's fixed --hard_margin; adaptive = a margin of "
+                  "--adaptive_margin_ratio times the batch's largest genuine distance.")
+flags.DEFINE_float("adaptive_margin_ratio", _D.adaptive_margin_ratio, "The adaptive rule's "
+                   "margin as a share of the largest genuine distance.")
 flags.DEFINE_string("checkpoint_path", "", "Checkpoint (file prefix or directory) to fine-tune "
                     "from when train_dir has none.")
 flags.DEFINE_list("checkpoint_exclude_scopes", [], "Variable scopes (e.g. mouth_cnn/head) not "
@@ -76,6 +81,11 @@ flags.DEFINE_boolean("augment_speech", _D.augment_speech, "Add noise to the trai
                      "cubes (avmatch.augment).")
 flags.DEFINE_integer("early_stopping_epochs", _D.early_stopping_epochs, "Stop when the "
                      "validation AUC has not improved for this many epochs (0 = never).")
+flags.DEFINE_integer("max_train_windows", _D.max_train_windows, "Train on about this many "
+                     "windows, every k-th of each training shard (a fixed subset; 0 = all).")
+flags.DEFINE_enum("precision", _D.precision, ["float32", "bfloat16", "auto"], "Tower "
+                  "arithmetic: float32, or bfloat16 compute with float32 weights and loss; auto "
+                  "= bfloat16 where the CPU reports avx512_bf16/amx_bf16 or the GPU has it.")
 flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuffling.")
 
 
@@ -87,6 +97,8 @@ def check_numbers(config):
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise UsageError(f"--{field.name}={value} must be a finite number")
+    if config.adaptive_margin_ratio < 0 or config.max_train_windows < 0:
+        raise UsageError("--adaptive_margin_ratio and --max_train_windows must not be negative")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
     return config

@@ -9,8 +9,13 @@ Measures, on this machine and the same seeded random inputs:
             and the baseline (Conv3D towers, one mouth cube per pair, hard pairs gathered);
   scoring   pairs/s of the project's scorer on window batches and of the Conv3D towers
             on --score_batch_size independent pairs;
+            Both in float32 (the default precision) and bfloat16 (train.py --precision); the
+            CPU flags that decide --precision=auto are printed;
   data preparation  frames/s of the fast mouth tracker and of the reference's per-frame
-            detection on the shared videos (skipped with a note when they are absent).
+            detection on the shared videos, and video seconds per second of the whole
+            preparation of a video (decode, speech features, tracking, windows) and of the
+            sync check (code/sync.py with the shipped model) on the first --pipeline_videos
+            of them (skipped with a note when they are absent).
 Each figure is the median of --repeats timed calls after --warmup untimed ones (tracing
 and compilation). Prints a table with the ratios; --json writes the same figures.
 """
@@ -35,6 +40,8 @@ flags.DEFINE_boolean("skip_prep", False, "Skip the data-preparation (mouth track
 flags.DEFINE_string("videos_dir", str(DEFAULT_VIDEOS), "Videos for the data-preparation figures.")
 flags.DEFINE_integer("prep_max_frames", 60, "Frames tracked per video (30 fps) for the "
                      "data-preparation figures.")
+flags.DEFINE_integer("pipeline_videos", 3, "Videos timed end to end (preparation, sync "
+                     "check).")
 flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads; 0 = TensorFlow's "
                      "default.")
 flags.DEFINE_integer("seed", 0, "Seed of the random inputs and initial weights.")
@@ -66,20 +73,20 @@ def set_threads(threads):
 
 def machine_description(threads):
     import tensorflow as tf
+
+    from avmatch import precision
+    flags_found = sorted(precision.cpu_flags() & {"avx512f", *precision.BF16_CPU_FLAGS})
     return {"nproc": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "cpu_flags": flags_found, "auto_precision": precision.resolve("auto"),
             "tensorflow": tf.__version__, "python": platform.python_version(),
             "threads": threads or "default", "load_average_start": list(os.getloadavg())}
 
 
 def measure_prep(videos_dir, max_frames):
     """The tracking_benchmark figures over every video in videos_dir, or a dict with a note."""
-    from avprep.splits import VIDEO_EXTENSIONS
-
-    folder = Path(videos_dir)
-    videos = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) \
-        if folder.is_dir() else []
+    videos = shared_videos(videos_dir)
     if not videos:
-        return {"skipped": f"no videos in {folder}"}
+        return {"skipped": f"no videos in {videos_dir}"}
     from avprep.mouth_tracking import MissingModelError
     from avprep.tracking_benchmark import compare_trackers
     from avprep.video_io import DecodeError
@@ -91,10 +98,65 @@ def measure_prep(videos_dir, max_frames):
     return dict({key: summary[key] for key in keys}, videos=len(videos), max_frames=max_frames)
 
 
+def shared_videos(videos_dir):
+    """The videos of videos_dir, sorted (an empty list when there is none)."""
+    from avprep.splits import VIDEO_EXTENSIONS
+
+    folder = Path(videos_dir)
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) \
+        if folder.is_dir() else []
+
+
+def measure_preparation(videos):
+    """Video seconds per second of build_dataset's whole per-video work on `videos`."""
+    from avprep import build, splits
+    from avprep.mouth_tracking import MouthTracker
+
+    tracker = MouthTracker(border_fraction=build.BuildConfig.mouth_border_fraction)
+    config = build.BuildConfig(input_dir=str(videos[0].parent), output_dir="")
+    seconds = duration = 0.0
+    for path in videos:
+        entry = splits.VideoEntry(str(path), path.name, path.stem, "test")
+        windows, status = build.process_video(entry, config, tracker)
+        if windows is None:
+            raise UsageError(f"data preparation: {path}: {status['reason']}")
+        seconds += status["seconds"]
+        duration += status["frames"] / config.window.fps
+    return {"videos": len(videos), "video_seconds": duration, "seconds": seconds,
+            "video_seconds_per_second": duration / seconds}
+
+
+def measure_sync(videos):
+    """Video seconds per second of code/sync.py (the shipped model) on `videos`, from the
+    per-video times of its --json (model loading and start-up excluded)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for path in videos:
+            os.symlink(path.resolve(), os.path.join(folder, path.name))
+        report = os.path.join(folder, "sync.json")
+        done = subprocess.run([sys.executable, str(REPO / "code" / "sync.py"),
+                               f"--video={folder}", f"--json={report}"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UsageError(f"sync check: {done.stderr.strip().splitlines()[-1]}")
+        with open(report) as handle:
+            checked = [v for v in json.load(handle)["videos"] if v["status"] == "ok"]
+    duration = sum(video["duration"] for video in checked)
+    seconds = sum(video["seconds"] for video in checked)
+    return {"videos": len(checked), "video_seconds": duration, "seconds": seconds,
+            "video_seconds_per_second": duration / seconds if seconds else 0.0}
+
+
 def report_lines(results):
     """The printed table, as a list of lines."""
     machine = results["machine"]
+    cpu_flags = " ".join(machine["cpu_flags"]) or "none of avx512f/avx512_bf16/amx_bf16"
     lines = [f"machine: {machine['nproc']} cores ({machine['cpus_usable']} usable), "
+             f"CPU flags {cpu_flags} (--precision=auto: {machine['auto_precision']}), "
              f"TensorFlow {machine['tensorflow']}, threads {machine['threads']}, load average "
              f"{' '.join(f'{x:.2f}' for x in machine['load_average_start'])} at start, "
              f"{' '.join(f'{x:.2f}' for x in machine['load_average_end'])} at end",
@@ -105,7 +167,12 @@ def report_lines(results):
         figures = results[name]
         lines.append(f"{name:<9} project {figures['project']['pairs_per_second']:8.1f} pairs/s   "
                      f"baseline {figures['baseline']['pairs_per_second']:8.1f} pairs/s   "
-                     f"ratio {figures['ratio']:.2f}x")
+                     f"ratio {figures['ratio']:.2f}x  (float32)")
+        for key in sorted(k for k in figures if k.startswith("project_") and k != "project_xla"):
+            precision = key[len("project_"):]
+            lines.append(f"{name:<9} project {figures[key]['pairs_per_second']:8.1f} pairs/s   "
+                         f"baseline {figures['baseline']['pairs_per_second']:8.1f} pairs/s   "
+                         f"ratio {figures['ratio_' + precision]:.2f}x  ({precision})")
     training, batch = results["training"], results["settings"]["batch_size"]
     lines.append(f"training  project with XLA "
                  f"{training['project_xla']['pairs_per_second']:.1f} pairs/s "
@@ -122,6 +189,14 @@ def report_lines(results):
                      f"{prep['fps_reference']:8.1f} frames/s   ratio {prep['speedup']:.2f}x   "
                      f"mean IoU {prep['mean_iou']:.3f} ({prep['frames']} frames, "
                      f"{prep['videos']} videos)")
+    for name, label in (("preparation", "data prep end to end"), ("sync", "sync check")):
+        figures = results.get(name) or {}
+        if "video_seconds_per_second" in figures:
+            lines.append(f"{label:<20} {figures['video_seconds_per_second']:6.2f} video seconds"
+                         f"/s ({figures['video_seconds']:.1f} s of video, {figures['videos']} "
+                         "videos)")
+        elif figures:
+            lines.append(f"{label} skipped: {figures['skipped']}")
     return lines
 
 
@@ -146,6 +221,13 @@ def main(argv):
     results["scoring"] = benchmarking.measure_scoring(config)
     results["data_preparation"] = ({"skipped": "--skip_prep"} if values.skip_prep
                                    else measure_prep(values.videos_dir, values.prep_max_frames))
+    videos = shared_videos(values.videos_dir)[:values.pipeline_videos]
+    if values.skip_prep or not videos:
+        reason = "--skip_prep" if values.skip_prep else f"no videos in {values.videos_dir}"
+        results["preparation"] = results["sync"] = {"skipped": reason}
+    else:
+        results["preparation"] = measure_preparation(videos)
+        results["sync"] = measure_sync(videos)
     results["machine"]["load_average_end"] = list(os.getloadavg())
     print("\n".join(report_lines(results)))
     if values.json:

@@ -220,3 +220,19 @@ def test_dataset_or_demo_prefers_the_given_then_the_trained_on_dataset(monkeypat
     assert demo_data.dataset_or_demo("", str(tmp_path), **quiet) == str(tmp_path)
     assert demo_data.dataset_or_demo("", str(tmp_path / "gone"), **quiet) == "DEMO"
     assert demo_data.dataset_or_demo(**quiet) == "DEMO"
+
+
+def test_a_capped_epoch_reads_every_kth_record_of_each_shard(gathered):
+    """--max_train_windows: a fixed subset spread over every shard, counted exactly."""
+    from avmatch.input_pipeline import (batches_per_epoch, load_dataset_info, subset_stride,
+                                        subset_windows, window_batches)
+    info = load_dataset_info(gathered[0], required_splits=("train",))
+    total = info.windows["train"]
+    assert subset_stride(info, "train", 0) == 1
+    stride = subset_stride(info, "train", total // 3)
+    assert stride == 3 or -(-total // stride) <= total // 3 + 2
+    read = sum(len(batch["mouth"]) for batch in window_batches(info, "train", 4, stride=stride))
+    assert read == subset_windows(info, "train", stride) < total
+    shuffled = sum(len(b["mouth"]) for b in window_batches(info, "train", 4, shuffle=True,
+                                                           stride=stride, drop_remainder=True))
+    assert shuffled == 4 * batches_per_epoch(info, "train", 4, stride)

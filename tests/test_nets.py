@@ -7,10 +7,20 @@ from avmatch.nets import nets_factory
 from avmatch.nets.layers import FORMULATIONS
 
 # Measured on the reference graph (ORIGINAL.md): trainable, and with batch-norm moving statistics.
-TRAINABLE = {"lipread_speech": 164_816, "lipread_mouth": 610_096}
-TOTAL = {"lipread_speech": 165_488, "lipread_mouth": 611_216}
-HEAD_KERNELS = {"lipread_speech": (15, 1, 1, 128, 64), "lipread_mouth": (9, 1, 1, 256, 64)}
-FIRST_KERNELS = {"lipread_speech": (1, 5, 1, 3, 16), "lipread_mouth": (1, 3, 3, 1, 16)}
+# The 2-D baseline's ("cnn_*") and the static-only towers' counts are this project's own.
+TRAINABLE = {"lipread_speech": 164_816, "lipread_mouth": 610_096,
+             "lipread_speech_static": 164_656, "cnn_speech": 707_840,
+             "cnn_speech_static": 706_688, "cnn_mouth": 735_264}
+TOTAL = {"lipread_speech": 165_488, "lipread_mouth": 611_216,
+         "lipread_speech_static": 165_328, "cnn_speech": 709_376,
+         "cnn_speech_static": 708_224, "cnn_mouth": 736_736}
+HEAD_KERNELS = {"lipread_speech": (15, 1, 1, 128, 64), "lipread_mouth": (9, 1, 1, 256, 64),
+                "lipread_speech_static": (15, 1, 1, 128, 64),
+                "cnn_speech": (1, 1, 1, 256, 64), "cnn_speech_static": (1, 1, 1, 256, 64),
+                "cnn_mouth": (1, 1, 1, 256, 64)}
+FIRST_KERNELS = {"lipread_speech": (1, 5, 1, 3, 16), "lipread_mouth": (1, 3, 3, 1, 16),
+                 "lipread_speech_static": (1, 5, 1, 1, 16), "cnn_speech": (1, 3, 3, 3, 64),
+                 "cnn_speech_static": (1, 3, 3, 1, 64), "cnn_mouth": (1, 3, 3, 9, 32)}
 
 CASES = [(name, formulation) for name in nets_factory.NETWORKS for formulation in FORMULATIONS]
 
@@ -35,10 +45,13 @@ def towers():
     return built
 
 
-def test_registry_names_both_towers():
-    assert set(nets_factory.NETWORKS) == {"lipread_speech", "lipread_mouth"}
+def test_registry_names_every_tower():
+    assert set(nets_factory.NETWORKS) == set(TRAINABLE)
     assert nets_factory.NETWORKS["lipread_speech"].input_shape == (15, 40, 3)
     assert nets_factory.NETWORKS["lipread_mouth"].input_shape == (9, 60, 100)
+    assert nets_factory.input_shape("cnn_speech") == (15, 13, 3)
+    with pytest.raises(ValueError, match="unknown network"):
+        nets_factory.input_shape("syncnet")
 
 
 @pytest.mark.parametrize("name,formulation", CASES)
@@ -98,3 +111,14 @@ def test_conv_kernels_are_5d_t_h_w_in_out(towers, name, formulation):
 def test_unknown_network_name_is_a_value_error():
     with pytest.raises(ValueError, match="unknown network 'lipread_ear'"):
         nets_factory.get_network("lipread_ear")
+
+
+@pytest.mark.parametrize("name", ["lipread_speech_static", "cnn_speech_static"])
+def test_static_towers_read_the_static_channel_only(name):
+    """The "-1" variants: derivative channels of the cube do not change the embedding."""
+    tower = nets_factory.get_network(name)
+    cube = np.random.default_rng(1).normal(size=(2,) + nets_factory.input_shape(name))
+    changed = cube.copy()
+    changed[..., 1:] = 0.0
+    np.testing.assert_array_equal(tower(tf.constant(cube, tf.float32)).numpy(),
+                                  tower(tf.constant(changed, tf.float32)).numpy())

@@ -183,3 +183,20 @@ def test_selection_uses_batch_statistics_like_the_reference():
     assert 0 < keep[8:].sum() < 8
     for old, new in zip(before, _moving_statistics(instance)):
         np.testing.assert_array_equal(old, new)
+
+
+def test_adaptive_selection_applies_the_relative_margin():
+    """selection_rule="adaptive": impostors kept below max_gen * (1 + ratio) of the same
+    batch-statistics distances the hard rule sees."""
+    keras.utils.set_random_seed(4)
+    instance = MatchingInstance.create(formulation="fast")
+    batch = random_batch(6, windows=8)
+    distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
+                                          batch["speech_impostor"], training=True,
+                                          update_statistics=False).numpy()
+    max_gen = distances[:8].max()
+    ratio = float(np.sort(distances[8:])[3] / max_gen - 1.0)
+    keep = kept_pairs(instance, batch, StepConfig(selection_rule="adaptive",
+                                                  adaptive_margin_ratio=ratio)).numpy()
+    np.testing.assert_array_equal(keep[8:], distances[8:] < max_gen * (1.0 + ratio))
+    assert keep[:8].all()

@@ -25,6 +25,7 @@ from avmatch.ema import WeightAverages
 from avmatch.instance import MatchingInstance, window_pairs
 from avmatch.nets.nets_factory import NETWORKS
 from avmatch.pair_selection import hard_pair_mask
+from avmatch.precision import dtype_policy
 from avmatch.scoring import make_scorer
 from avmatch.train_step import StepConfig, TrainStep, pairwise_loss
 from avprep.records import MOUTH_SHAPE
@@ -40,6 +41,7 @@ class BenchConfig:
     repeats: int = 5
     warmup: int = 2
     seed: int = 0
+    precisions: tuple = ("float32", "bfloat16")
     # The optimiser as train.py sets it up by default.
     learning_rate: float = TrainConfig.learning_rate
     opt_epsilon: float = TrainConfig.opt_epsilon
@@ -95,10 +97,11 @@ def per_pair_inputs(batch):
             tf.concat([batch["speech_genuine"], batch["speech_impostor"]], 0))
 
 
-def make_instances(seed):
-    """(fast, conv3d) matching instances holding identical weights, the same for a given seed."""
+def make_instances(seed, precision="float32"):
+    """(fast, conv3d) matching instances holding identical weights, the same for a given seed;
+    the fast one computes in `precision` (avmatch.precision), the baseline in float32."""
     keras.utils.set_random_seed(seed)
-    fast = MatchingInstance.create(formulation="fast")
+    fast = MatchingInstance.create(formulation="fast", dtype=dtype_policy(precision))
     conv3d = MatchingInstance.create(formulation="conv3d")
     for source, target in zip(fast.variables, conv3d.variables):
         target.assign(source)
@@ -158,63 +161,83 @@ def baseline_score_fn(instance):
 
 
 def measure_training(config):
-    """Training throughput, pairs/s, of the project step (XLA and not) and of the baseline.
+    """Training throughput, pairs/s, of the project step in each of config.precisions (and
+    with XLA in float32) and of the baseline.
 
     Each variant starts from the same weights and trains on the same batch, step after step;
-    their repetitions are interleaved. Returns a dict project (train.py's default, no XLA),
-    project_xla, baseline (each rate_summary plus kept_pairs_mean, the hard pairs kept per
-    timed step), ratio = project / baseline pairs/s and ratio_xla = project_xla / baseline.
+    their repetitions are interleaved. Returns a dict project (float32, train.py's default, no
+    XLA), project_<precision> for the other precisions, project_xla, baseline (each
+    rate_summary plus kept_pairs_mean, the hard pairs kept per timed step), and ratio,
+    ratio_<precision>, ratio_xla: each project figure / the baseline's pairs/s.
     """
     batch = random_window_batch(config.batch_size // 2, config.seed)
-    builders = {
-        "project": lambda fast, _: project_train_fn(fast, config, jit_compile=False),
-        "project_xla": lambda fast, _: project_train_fn(fast, config, jit_compile=True),
-        "baseline": lambda _, conv3d: baseline_train_fn(conv3d, config),
-    }
+    builders = {"project": lambda: project_train_fn(make_instances(config.seed)[0], config,
+                                                    jit_compile=False)}
+    for precision in config.precisions:
+        if precision != "float32":
+            builders[f"project_{precision}"] = lambda precision=precision: project_train_fn(
+                make_instances(config.seed, precision)[0], config, jit_compile=False)
+    builders["project_xla"] = lambda: project_train_fn(make_instances(config.seed)[0], config,
+                                                       jit_compile=True)
+    builders["baseline"] = lambda: baseline_train_fn(make_instances(config.seed)[1], config)
     kept = {name: [] for name in builders}
     calls = {}
     for name, build in builders.items():
-        train_fn = build(*make_instances(config.seed))
+        train_fn = build()
         calls[name] = lambda train_fn=train_fn, name=name: kept[name].append(train_fn(batch))
     seconds = time_interleaved(calls, config.repeats, config.warmup)
     results = {name: rate_summary(config.batch_size, seconds[name],
                                   kept_pairs_mean=float(np.mean(kept[name][config.warmup:])))
                for name in builders}
     baseline = results["baseline"]["pairs_per_second"]
-    results["ratio"] = results["project"]["pairs_per_second"] / baseline
-    results["ratio_xla"] = results["project_xla"]["pairs_per_second"] / baseline
+    for name in builders:
+        if name.startswith("project"):
+            results[name.replace("project", "ratio")] = (results[name]["pairs_per_second"]
+                                                         / baseline)
     return results
 
 
 def measure_scoring(config):
-    """Scoring throughput, pairs/s, of make_scorer (fast towers, window batches) and of the
-    conv3d towers' pair_distances on the same pairs laid out one mouth cube per pair.
+    """Scoring throughput, pairs/s, of make_scorer (fast towers with batch norm folded,
+    window batches; float32 and each other of config.precisions) and of the conv3d towers'
+    pair_distances on the same pairs laid out one mouth cube per pair.
 
-    Returns a dict project, baseline (rate_summary each), ratio, and max_abs_difference
-    between the two sides' distances of the same pairs (same weights, so about 1e-5).
+    Returns a dict project (float32), project_<precision>, baseline (rate_summary each),
+    ratio and ratio_<precision> (project figure / baseline), and max_abs_difference between
+    the float32 project's and the baseline's distances of the same pairs (same weights, so
+    about 1e-5).
     """
     batch = random_window_batch(config.score_batch_size // 2, config.seed + 1)
     fast, conv3d = make_instances(config.seed)
-    scorer = make_scorer(fast)
+    scorers = {"project": make_scorer(fast)}
+    for precision in config.precisions:
+        if precision != "float32":
+            scorers[f"project_{precision}"] = make_scorer(make_instances(config.seed,
+                                                                         precision)[0])
     baseline = baseline_score_fn(conv3d)
     mouth, speech = per_pair_inputs(batch)
-    project_out, baseline_out = {}, {}
+    outputs = {}
 
-    def project_call():
-        project_out["distances"] = scorer(batch)[1].numpy()
+    def scoring_call(name):
+        def call():
+            outputs[name] = scorers[name](batch)[1].numpy()
+        return call
 
     def baseline_call():
-        baseline_out["distances"] = baseline(mouth, speech).numpy()
+        outputs["baseline"] = baseline(mouth, speech).numpy()
 
-    seconds = time_interleaved({"project": project_call, "baseline": baseline_call},
-                               config.repeats, config.warmup)
-    project = rate_summary(config.score_batch_size, seconds["project"])
-    reference = rate_summary(config.score_batch_size, seconds["baseline"])
+    calls = {name: scoring_call(name) for name in scorers}
+    calls["baseline"] = baseline_call
+    seconds = time_interleaved(calls, config.repeats, config.warmup)
+    results = {name: rate_summary(config.score_batch_size, seconds[name]) for name in calls}
+    project, reference = results["project"], results["baseline"]
     # The scorer interleaves genuine and impostor per window; pair_distances keeps
     # all genuine pairs first, then all impostors.
     windows = config.score_batch_size // 2
-    project_in_pair_order = project_out["distances"].reshape(windows, 2).T.reshape(-1)
-    difference = float(np.max(np.abs(project_in_pair_order - baseline_out["distances"])))
-    return {"project": project, "baseline": reference,
-            "ratio": project["pairs_per_second"] / reference["pairs_per_second"],
-            "max_abs_difference": difference}
+    project_in_pair_order = outputs["project"].reshape(windows, 2).T.reshape(-1)
+    difference = float(np.max(np.abs(project_in_pair_order - outputs["baseline"])))
+    for name in scorers:
+        results[name.replace("project", "ratio")] = (results[name]["pairs_per_second"]
+                                                     / reference["pairs_per_second"])
+    results["max_abs_difference"] = difference
+    return results

@@ -10,6 +10,7 @@ RUN_CONFIG_NAME = "config.json"  # a run's TrainConfig (to_dict), beside its che
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
+SELECTION_RULES = ("hard", "adaptive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ class TrainConfig:
     margin_imp: float = 100.0
     hard_margin: float = 10.0
     online_pair_selection: bool = True
+    selection_rule: str = "hard"
+    adaptive_margin_ratio: float = 0.2
     checkpoint_path: str = ""
     checkpoint_exclude_scopes: tuple = ()
     trainable_scopes: tuple = ()
@@ -51,6 +54,8 @@ class TrainConfig:
     augment_mouth: bool = False
     augment_speech: bool = False
     early_stopping_epochs: int = 0
+    max_train_windows: int = 0
+    precision: str = "float32"
     seed: int = 0
 
     def to_dict(self):
@@ -72,6 +77,7 @@ class EvalConfig:
     use_moving_average: bool = False
     checkpoint: str = "best"
     group_by: str = ""
+    precision: str = "float32"
 
 
 def train_config_from_dict(payload):

@@ -1,10 +1,11 @@
 """Evaluating a trained run on held-out pairs (test.py)."""
 import numpy as np
 
-from avmatch import checkpoints, metrics
+from avmatch import checkpoints, metrics, precision
 from avmatch.ema import WeightAverages
 from avmatch.input_pipeline import DatasetError, load_dataset_info, model_features
 from avmatch.instance import MatchingInstance
+from avmatch.nets.nets_factory import input_shape
 from avmatch.reporting import format_metrics, write_test_outputs
 from avmatch.scoring import score_split
 from avprep import records
@@ -31,10 +32,12 @@ def evaluate_checkpoint(config, run, log=print):
     which = "latest" if config.use_moving_average else config.checkpoint
     path = checkpoints.checkpoint_to_score(config.checkpoint_dir, which)
     data_dir = config.data_dir
-    info = load_dataset_info(data_dir, required_splits=(config.split,))
+    info = load_dataset_info(data_dir, required_splits=(config.split,),
+                             expected_speech=input_shape(run.train.model_speech_name)[:2])
     check_features(run, records.read_manifest(data_dir), data_dir)
     instance = MatchingInstance.create(run.train.model_speech_name, run.train.model_mouth_name,
-                                       info.speech_shape)
+                                       info.speech_shape,
+                                       dtype=precision.dtype_policy(config.precision))
     averages = None
     if config.use_moving_average:
         averages = WeightAverages(instance.trainable_variables, run.train.moving_average_decay)
@@ -47,7 +50,8 @@ def evaluate_checkpoint(config, run, log=print):
                                                with_video_ids=True)
     num_folds = min(config.num_folds, len(labels) // 2)
     extra = {"checkpoint": path, "data_dir": data_dir, "split": config.split,
-             "use_moving_average": config.use_moving_average}
+             "use_moving_average": config.use_moving_average,
+             "precision": precision.resolve(config.precision)}
     if config.group_by:
         extra["group_by"] = config.group_by
         extra["groups"] = metrics.group_metrics(

@@ -199,8 +199,28 @@ def _parser(speech_shape, keys=MODEL_KEYS):
     return parse
 
 
+def subset_stride(info, split, max_windows):
+    """int k >= 1: reading every k-th record of each shard of `split` gives at most about
+    `max_windows` windows (0 = no cap: k = 1)."""
+    if max_windows <= 0:
+        return 1
+    return max(1, -(-info.windows[split] // max_windows))
+
+
+def subset_windows(info, split, stride):
+    """Windows that every `stride`-th record of each shard of `split` gives, from the
+    manifest's per-shard record counts (windows // stride for a manifest without them)."""
+    if stride == 1:
+        return info.windows[split]
+    entry = records.read_manifest(info.data_dir).get("splits", {}).get(split, {})
+    sizes = records.shard_sizes(entry)
+    if not sizes:
+        return info.windows[split] // stride
+    return sum(-(-int(size["records"]) // stride) for size in sizes.values())
+
+
 def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False,
-                   with_video_id=False):
+                   with_video_id=False, stride=1):
     """tf.data.Dataset of window batches of one split: dicts of mouth uint8 (W, 9, 60, 100),
     speech_genuine and speech_impostor float32 (W, T, F, C), W = windows_per_batch (the last
     batch smaller unless drop_remainder).
@@ -209,13 +229,17 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
     (the order changes with `seed`, so pass seed + epoch for a new order each epoch while
     keeping a resumed epoch identical). Without shuffle the order is the files' order, so
     evaluation folds are consecutive pairs as written. with_video_id: batches also hold
-    video_id, string (W,).
+    video_id, string (W,). stride: read every stride-th record of each shard only (a fixed
+    subset spread over every video, see subset_stride).
     """
+    def read(path):
+        return tf.data.TFRecordDataset(path).shard(stride, 0)
+
     files = tf.data.Dataset.from_tensor_slices(info.files[split])
     if shuffle:
         files = files.shuffle(len(info.files[split]), seed=seed)
         dataset = files.interleave(
-            tf.data.TFRecordDataset,
+            read,
             cycle_length=4,
             block_length=8,
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -223,7 +247,7 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
         )
         dataset = dataset.shuffle(4096, seed=seed)
     else:
-        dataset = files.flat_map(tf.data.TFRecordDataset)
+        dataset = files.flat_map(read)
     keys = MODEL_KEYS + (("video_id",) if with_video_id else ())
     dataset = dataset.map(
         _parser(info.speech_shape, keys), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -232,7 +256,7 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def batches_per_epoch(info, split, windows_per_batch):
-    """How many full batches `window_batches(..., drop_remainder=True)` gives for one pass
-    over a split."""
-    return info.windows[split] // windows_per_batch
+def batches_per_epoch(info, split, windows_per_batch, stride=1):
+    """How many full batches `window_batches(..., drop_remainder=True, stride=stride)` gives
+    for one pass over a split."""
+    return subset_windows(info, split, stride) // windows_per_batch

@@ -104,3 +104,33 @@ def save_distance_histogram(path, labels, distances, bins=50):
     axes.set_title(title)
     axes.legend(loc="upper right")
     _save_png_atomic(figure, path)
+
+
+def save_convergence(path, records, paper_curves=None):
+    """Saves test EER (%) per epoch, one panel per variant, one line per selection mode.
+
+    records: experiments.run_record dicts (epochs with a "test" entry are drawn);
+    paper_curves: {label: EER (%) per epoch} drawn dashed in grey in every panel, for scale.
+    """
+    variants = list(dict.fromkeys(record["variant"] for record in records))
+    columns = min(2, len(variants)) or 1
+    rows = -(-len(variants) // columns) or 1
+    figure = Figure(figsize=(5.0 * columns, 4.0 * rows), dpi=DPI)
+    FigureCanvasAgg(figure)
+    for index, variant in enumerate(variants):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        for label, curve in (paper_curves or {}).items():
+            axes.plot(range(1, len(curve) + 1), curve, "--", color="0.6", label=label)
+        for record in (r for r in records if r["variant"] == variant):
+            points = [(row["epoch"], 100 * row["test"]["eer"]) for row in record["epochs"]
+                      if row.get("test")]
+            if points:
+                epochs, eers = zip(*points)
+                axes.plot(epochs, eers, "o-", label=record["mode"])
+        axes.set_title(variant)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("test EER (%)")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    _save_png_atomic(figure, path)

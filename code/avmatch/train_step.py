@@ -5,7 +5,8 @@ instance.window_pairs). One step:
   (a) distances of all 2W pairs as the reference computes them in its selection pass: batch
       norm normalises with this batch's statistics (the reference never told batch norm it
       was not training) and the moving averages are left untouched;
-  (b) the pairs to keep (pair_selection.hard_pair_mask, or every pair without selection);
+  (b) the pairs to keep (pair_selection.hard_pair_mask or adaptive_pair_mask by
+      StepConfig.selection_rule, or every pair without selection);
   (c) forward and backward in training mode where the kept pairs alone count: dropped pairs
       get weight 0 in the loss and in the batch statistics, so they contribute no gradient and
       the result equals running the towers on the kept pairs alone (the reference's way,
@@ -18,16 +19,22 @@ import tensorflow as tf
 
 from avmatch.instance import l2_distances, window_pairs
 from avmatch.losses import contrastive_loss
-from avmatch.pair_selection import all_pairs_mask, hard_pair_mask
+from avmatch.pair_selection import adaptive_pair_mask, all_pairs_mask, hard_pair_mask
 
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-    """What the step needs besides the networks: margins and the selection rule."""
+    """What the step needs besides the networks: margins and the selection rule.
+
+    selection_rule: "hard" (max_gen + hard_margin) or "adaptive" (max_gen * (1 +
+    adaptive_margin_ratio)); used when online_pair_selection is on.
+    """
     margin_gen: float = 0.0
     margin_imp: float = 100.0
     hard_margin: float = 10.0
     online_pair_selection: bool = True
+    selection_rule: str = "hard"
+    adaptive_margin_ratio: float = 0.2
 
 
 def kept_pairs(instance, batch, config):
@@ -44,6 +51,8 @@ def kept_pairs(instance, batch, config):
     distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
                                           batch["speech_impostor"], training=True,
                                           update_statistics=False)
+    if config.selection_rule == "adaptive":
+        return adaptive_pair_mask(labels, distances, config.adaptive_margin_ratio)
     return hard_pair_mask(labels, distances, config.hard_margin)
 
 

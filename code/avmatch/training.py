@@ -18,12 +18,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from avmatch import checkpoints, metrics, optim
+from avmatch import checkpoints, metrics, optim, precision
 from avmatch.augment import AugmentConfig, augment_batch
 from avmatch.config import STRATEGIES, EvalConfig
 from avmatch.ema import WeightAverages
 from avmatch.input_pipeline import (batches_per_epoch, load_dataset_info, model_features,
-                                    window_batches)
+                                    subset_stride, window_batches)
+from avmatch.nets.nets_factory import input_shape
 from avmatch.instance import MatchingInstance
 from avmatch.precise_bn import recalibrate_batch_norm
 from avmatch.scoring import make_scorer, score_split
@@ -147,7 +148,8 @@ class Trainer:
     def __init__(self, config, data_dir):
         self.config = config
         self._guard = _InterruptGuard()
-        self.info = load_dataset_info(data_dir, required_splits=("train",))
+        self.info = load_dataset_info(data_dir, required_splits=("train",),
+                                      expected_speech=input_shape(config.model_speech_name)[:2])
         self.eval_split = "validation" if self.info.windows["validation"] else None
         self.strategy = make_strategy(config.distribution_strategy)
         replicas = self.strategy.num_replicas_in_sync
@@ -158,7 +160,9 @@ class Trainer:
                 f"and the windows are split over {replicas} replica(s)"
             )
         self.windows_per_batch = config.batch_size // 2
-        self.steps_per_epoch = batches_per_epoch(self.info, "train", self.windows_per_batch)
+        self.stride = subset_stride(self.info, "train", config.max_train_windows)
+        self.steps_per_epoch = batches_per_epoch(self.info, "train", self.windows_per_batch,
+                                                 self.stride)
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"the train split has {self.info.windows['train']} windows, fewer "
@@ -172,6 +176,7 @@ class Trainer:
                 self.info.speech_shape,
                 weight_decay=config.weight_decay,
                 batch_norm_decay=config.batch_norm_decay,
+                dtype=precision.dtype_policy(config.precision),
             )
             self.variables = checkpoints.trainable_subset(
                 self.instance.trainable_variables, config.trainable_scopes
@@ -199,7 +204,8 @@ class Trainer:
         )
         self.augment = augment_config(config)
         step_config = StepConfig(
-            config.margin_gen, config.margin_imp, config.hard_margin, config.online_pair_selection
+            config.margin_gen, config.margin_imp, config.hard_margin, config.online_pair_selection,
+            config.selection_rule, config.adaptive_margin_ratio
         )
         self.train_step = TrainStep(
             self.instance,
@@ -240,6 +246,8 @@ class Trainer:
             )
 
     def log_towers(self):
+        logging.info("Precision %s: towers computed in %s", self.config.precision,
+                     precision.resolve(self.config.precision))
         for tower in (self.instance.speech_net, self.instance.mouth_net):
             logging.info(
                 "Tower %s (%s): %d trainable parameters",
@@ -260,6 +268,7 @@ class Trainer:
             shuffle=True,
             seed=self.config.seed + epoch,
             drop_remainder=True,
+            stride=self.stride,
         )
         if skip:
             dataset = dataset.skip(skip)
@@ -307,6 +316,7 @@ class Trainer:
             shuffle=True,
             seed=self.config.seed + epoch + 1,
             drop_remainder=True,
+            stride=self.stride,
         )
         with self.strategy.scope():
             used = recalibrate_batch_norm(

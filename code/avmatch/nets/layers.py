@@ -71,22 +71,25 @@ class Conv(keras.layers.Layer):
         return self.weight_decay * tf.nn.l2_loss(self.kernel)
 
     def call(self, x):
-        if self.formulation == "conv3d":
-            y = tf.nn.conv3d(x, self.kernel, strides=[1] * 5, padding=self.padding)
-        elif self._whole_input:
-            flat = tf.reshape(x, [-1, tf.reduce_prod(tf.shape(x)[1:])])
-            y = tf.matmul(flat, tf.reshape(self.kernel, [-1, self.filters]))
-            y = tf.reshape(y, [-1, 1, 1, 1, self.filters])
-        elif self.kernel_size[0] == 1:
-            folded, shape = _fold_time(x)
-            y = _unfold_time(
-                tf.nn.conv2d(folded, self.kernel[0], strides=1, padding=self.padding), shape
-            )
-        else:
-            y = tf.nn.conv3d(x, self.kernel, strides=[1] * 5, padding=self.padding)
+        y = self.convolve(x, self.kernel)
         if self.bias is not None:
             y = y + self.bias
         return y
+
+    def convolve(self, x, kernel):
+        """x convolved with `kernel` (this layer's shape; e.g. its kernel with a batch norm
+        folded in), in this layer's formulation, without the bias."""
+        if self.formulation == "conv3d":
+            return tf.nn.conv3d(x, kernel, strides=[1] * 5, padding=self.padding)
+        if self._whole_input:
+            flat = tf.reshape(x, [-1, tf.reduce_prod(tf.shape(x)[1:])])
+            y = tf.matmul(flat, tf.reshape(kernel, [-1, self.filters]))
+            return tf.reshape(y, [-1, 1, 1, 1, self.filters])
+        if self.kernel_size[0] == 1:
+            folded, shape = _fold_time(x)
+            return _unfold_time(
+                tf.nn.conv2d(folded, kernel[0], strides=1, padding=self.padding), shape)
+        return tf.nn.conv3d(x, kernel, strides=[1] * 5, padding=self.padding)
 
 
 def _max_pool3d_exact_gradient(x, ksize, strides):
@@ -140,6 +143,66 @@ class MaxPool(keras.layers.Layer):
         return _unfold_time(y, shape)
 
 
+def _reduction_axes(x):
+    return list(range(x.shape.rank - 1))
+
+
+def _weighted_batch_norm(x, sample_weight, beta, epsilon):
+    """Training-mode batch norm with per-sample weights and its gradient written out.
+
+    x (B, ..., C); sample_weight (B,). Returns (y, mean, variance) with y = (x - mean) /
+    sqrt(variance + epsilon) + beta, the moments weighted as BatchNorm's docstring says.
+    Autodiff of the same formula makes about twenty large elementwise ops per layer; the
+    closed form needs four: with x_hat the normalised input, W the total weight and
+    S = sum over all samples and positions,
+        dx = rsqrt(variance + epsilon) * (dy - w / W * (S(dy) + x_hat * S(dy * x_hat)))
+    (the weighted moments' derivatives; dropped samples, w = 0, still pass dy through the
+    normalisation). mean and variance only feed the moving averages and take no gradient.
+    """
+    axes = _reduction_axes(x)
+    w = tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
+
+    @tf.custom_gradient
+    def normalize(x, beta):
+        positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]), x.dtype)
+        total = tf.reduce_sum(w) * positions
+        safe_total = tf.maximum(total, 1e-12)
+        mean = tf.reduce_sum(w * x, axes) / safe_total
+        centered = x - mean
+        variance = tf.reduce_sum(w * tf.square(centered), axes) / safe_total
+        inverse = tf.math.rsqrt(variance + epsilon)
+        x_hat = centered * inverse
+
+        def grad(dy, *unused_statistics_grads):
+            sum_dy = tf.reduce_sum(dy, axes)
+            sum_dy_x_hat = tf.reduce_sum(dy * x_hat, axes)
+            dx = inverse * (dy - (w / safe_total) * (sum_dy + x_hat * sum_dy_x_hat))
+            return dx, sum_dy
+
+        return (x_hat + beta, tf.stop_gradient(mean), tf.stop_gradient(variance)), grad
+
+    y, mean, variance = normalize(x, beta)
+    return y, mean, variance, tf.reduce_sum(w)
+
+
+def _prelu(x, alpha):
+    """max(x, 0) + alpha * min(x, 0) with its gradient written out (two elementwise ops each
+    way instead of autodiff's six)."""
+    @tf.custom_gradient
+    def prelu(x, alpha):
+        positive = x > 0
+
+        def grad(dy):
+            dx = tf.where(positive, dy, alpha * dy)
+            dalpha = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy),
+                                   _reduction_axes(x))
+            return dx, dalpha
+
+        return tf.where(positive, x, alpha * x), grad
+
+    return prelu(x, alpha)
+
+
 class BatchNorm(keras.layers.Layer):
     """slim.batch_norm(center=True, scale=False): y = (x - mean) / sqrt(var + eps) + beta.
 
@@ -149,18 +212,23 @@ class BatchNorm(keras.layers.Layer):
     no part. The moving statistics follow with `decay` (left as they are when the total weight
     is 0), unless `update_statistics` is False: then the batch statistics normalise and the
     moving ones stay as they are (the reference's selection pass, see train_step.kept_pairs).
-    Inference: the moving statistics.
+    Inference: the moving statistics. formulation "fast" computes the weighted training
+    pass with its gradient in closed form (_weighted_batch_norm); "conv3d" leaves it to
+    autodiff, as the baseline.
     """
 
-    def __init__(self, decay=0.999, epsilon=1e-3, **kwargs):
+    def __init__(self, decay=0.999, epsilon=1e-3, formulation="fast", **kwargs):
         super().__init__(**kwargs)
         self.decay = decay
         self.epsilon = epsilon
+        self.formulation = formulation
 
     def build(self, input_shape):
         channels = (int(input_shape[-1]),)
-        self.beta = self.add_weight(name="beta", shape=channels, initializer="zeros")
-        sync = dict(trainable=False, aggregation="mean")
+        # float32 even under a bfloat16 compute policy: the statistics are computed in float32
+        self.beta = self.add_weight(name="beta", shape=channels, initializer="zeros",
+                                    autocast=False)
+        sync = dict(trainable=False, aggregation="mean", autocast=False)
         self.moving_mean = self.add_weight(
             name="moving_mean", shape=channels, initializer="zeros", **sync
         )
@@ -182,32 +250,49 @@ class BatchNorm(keras.layers.Layer):
         return mean, variance, total
 
     def call(self, x, training=False, sample_weight=None, update_statistics=True):
+        if x.dtype != self.beta.dtype:
+            # bfloat16 compute (precision.py): statistics and normalisation in float32
+            y = self._normalize(tf.cast(x, self.beta.dtype), training, sample_weight,
+                                update_statistics)
+            return tf.cast(y, x.dtype)
+        return self._normalize(x, training, sample_weight, update_statistics)
+
+    def _normalize(self, x, training, sample_weight, update_statistics):
+        if training and sample_weight is not None and self.formulation == "fast":
+            y, mean, variance, total = _weighted_batch_norm(x, sample_weight,
+                                                            tf.convert_to_tensor(self.beta),
+                                                            self.epsilon)
+            if update_statistics:
+                self._update_moving(mean, variance, total > 0)
+            return y
         if not training:
             mean, variance = self.moving_mean, self.moving_variance
         elif not update_statistics:
             mean, variance, _ = self._moments(x, sample_weight)
         else:
             mean, variance, total = self._moments(x, sample_weight)
-            has_data = total > 0
-            self.moving_mean.assign(
-                tf.where(
-                    has_data,
-                    self.moving_mean * self.decay + mean * (1 - self.decay),
-                    self.moving_mean,
-                )
-            )
-            self.moving_variance.assign(
-                tf.where(
-                    has_data,
-                    self.moving_variance * self.decay + variance * (1 - self.decay),
-                    self.moving_variance,
-                )
-            )
+            self._update_moving(mean, variance, total > 0)
         return (x - mean) * tf.math.rsqrt(variance + self.epsilon) + self.beta
+
+    def _update_moving(self, mean, variance, has_data):
+        """Moves the moving statistics toward (mean, variance) unless the batch had no weight."""
+        decay = self.decay
+        self.moving_mean.assign(tf.where(
+            has_data, self.moving_mean * decay + mean * (1 - decay), self.moving_mean))
+        self.moving_variance.assign(tf.where(
+            has_data, self.moving_variance * decay + variance * (1 - decay),
+            self.moving_variance))
 
 
 class PReLU(keras.layers.Layer):
-    """max(x, 0) + alpha * min(x, 0) with one alpha per channel, starting at 0 (a ReLU)."""
+    """max(x, 0) + alpha * min(x, 0) with one alpha per channel, starting at 0 (a ReLU).
+
+    formulation "fast": _prelu (gradient in closed form); "conv3d": autodiff, as the baseline.
+    """
+
+    def __init__(self, formulation="fast", **kwargs):
+        super().__init__(**kwargs)
+        self.formulation = formulation
 
     def build(self, input_shape):
         self.alpha = self.add_weight(
@@ -215,11 +300,22 @@ class PReLU(keras.layers.Layer):
         )
 
     def call(self, x):
+        if self.formulation == "fast":
+            return _prelu(x, tf.convert_to_tensor(self.alpha))
         return tf.nn.relu(x) + self.alpha * tf.minimum(x, tf.zeros_like(x))
 
 
 class ConvBlock(keras.layers.Layer):
-    """Conv (no bias) -> BatchNorm -> PReLU: every layer of both towers but the last."""
+    """Conv (no bias) -> BatchNorm -> PReLU: every layer of both towers but the last.
+
+    Inference in the "fast" formulation folds the batch norm into the convolution (kernel
+    scaled by rsqrt(moving_variance + epsilon) per output channel, bias beta - moving_mean
+    times that scale), computed from the variables at each call, so the scorer and the sync
+    check run one conv with a bias instead of a conv and three elementwise passes; the same
+    outputs up to float rounding. fold_batch_norm=False keeps the two apart (tests, baseline).
+    """
+
+    fold_batch_norm = True
 
     def __init__(
         self,
@@ -242,15 +338,29 @@ class ConvBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.batch_norm = BatchNorm(
-            decay=batch_norm_decay, name="batch_norm", dtype=self.dtype_policy
+            decay=batch_norm_decay, formulation=formulation, name="batch_norm",
+            dtype=self.dtype_policy
         )
-        self.activation = PReLU(name="activation", dtype=self.dtype_policy)
+        self.activation = PReLU(formulation, name="activation", dtype=self.dtype_policy)
 
     def regularization_loss(self):
         return self.conv.regularization_loss()
 
     def call(self, x, training=False, sample_weight=None, update_statistics=True):
+        # (the first call builds the layers the unfolded way)
+        if (not training and self.fold_batch_norm and self.conv.formulation == "fast"
+                and self.batch_norm.built):
+            return self.activation(self._folded_conv(x))
         x = self.conv(x)
         x = self.batch_norm(x, training=training, sample_weight=sample_weight,
                             update_statistics=update_statistics)
         return self.activation(x)
+
+    def _folded_conv(self, x):
+        """conv then inference batch norm as one conv with a bias: (B, T, H, W, C) -> (B, T',
+        H', W', filters) in x's dtype."""
+        norm = self.batch_norm
+        scale = tf.math.rsqrt(norm.moving_variance + norm.epsilon)
+        kernel = tf.cast(tf.cast(self.conv.kernel, scale.dtype) * scale, x.dtype)
+        bias = tf.cast(norm.beta - norm.moving_mean * scale, x.dtype)
+        return tf.nn.bias_add(self.conv.convolve(x, kernel), bias)

@@ -7,9 +7,13 @@ from avmatch.nets.layers import ConvBlock, MaxPool
 from avmatch.nets.tower import Tower, head_conv
 
 
-def speech_to_5d(inputs, dtype=tf.float32):
-    """(B, 15, 40, C) speech cube (time, filters, channels) -> the reference's (B, 15, 40, 1, C)."""
-    return tf.expand_dims(tf.cast(inputs, dtype), 3)
+def speech_to_5d(inputs, dtype=tf.float32, num_channels=None):
+    """(B, 15, 40, C) speech cube (time, filters, channels) -> the reference's (B, 15, 40, 1, C').
+
+    num_channels: keep the first C' channels only (1: the static features of the paper's "-1"
+    variants); None keeps all C.
+    """
+    return tf.expand_dims(tf.cast(inputs[..., :num_channels], dtype), 3)
 
 
 def lipread_speech(
@@ -19,9 +23,11 @@ def lipread_speech(
     dtype="float32",
     num_frames=15,
     embedding_size=64,
+    num_channels=None,
 ):
     """Builds the speech tower: (B, 15, 40, C) -> (B, 64); 164,816 trainable parameters for
-    C = 3 (MFEC with first and second derivatives)."""
+    C = 3 (MFEC with first and second derivatives). num_channels=1 makes the tower read the
+    static channel of the cube only (speech_to_5d)."""
 
     def block(filters, freq, name):
         return ConvBlock(
@@ -49,4 +55,7 @@ def lipread_speech(
         block(128, 2, "fc4"),
     ]
     head = head_conv((num_frames, 1, 1), formulation, weight_decay, embedding_size, dtype)
-    return Tower(layers, head, speech_to_5d, name="speech_cnn", dtype=dtype)
+    def to_5d(inputs, dtype):
+        return speech_to_5d(inputs, dtype, num_channels)
+
+    return Tower(layers, head, to_5d, name="speech_cnn", dtype=dtype)

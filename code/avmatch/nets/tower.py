@@ -45,7 +45,8 @@ class Tower(keras.Model):
                           update_statistics=update_statistics)
             else:
                 x = layer(x)
-        return tf.reshape(self.head(x), [-1, self.head.filters])
+        # float32 embeddings whatever the compute dtype: distances and the loss stay float32
+        return tf.cast(tf.reshape(self.head(x), [-1, self.head.filters]), tf.float32)
 
 
 def head_conv(kernel_size, formulation, weight_decay, embedding_size=64, dtype="float32"):
