@@ -140,7 +140,7 @@ def test_table_and_findings_from_records():
     rows = [record("CNN-MFCC-3", "none", 0.70), record("CNN-MFCC-3", "hard", 0.72),
             record("3D-CNN-MFEC-3", "none", 0.75), record("3D-CNN-MFEC-3", "hard", 0.74)]
     table = experiments.paper_table(rows)
-    assert "| CNN-MFCC-3 | 3 | hard | 1 | 72.0 | 0.800 | 20.0 | 90.4 |" in table
+    assert "| CNN-MFCC-3 | 3 | hard | 1 | 72.0 +/- 0.0 | 0.800 | 20.0 | 90.4 |" in table
     lines = experiments.findings(rows)
     assert lines[0].startswith("- Online pair selection vs all pairs: selection had the "
                                "higher test AP in 1 of 2")

@@ -186,16 +186,15 @@ def _weighted_batch_norm(x, sample_weight, beta, epsilon):
 
 
 def _prelu(x, alpha):
-    """max(x, 0) + alpha * min(x, 0) with its gradient written out (two elementwise ops each
-    way instead of autodiff's six)."""
+    """max(x, 0) + alpha * min(x, 0) with its gradient written out (three elementwise ops
+    each way, no zero tensors, instead of autodiff's eight)."""
     @tf.custom_gradient
     def prelu(x, alpha):
         positive = x > 0
 
         def grad(dy):
             dx = tf.where(positive, dy, alpha * dy)
-            dalpha = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy),
-                                   _reduction_axes(x))
+            dalpha = tf.reduce_sum(tf.minimum(x, 0.0) * dy, _reduction_axes(x))
             return dx, dalpha
 
         return tf.where(positive, x, alpha * x), grad

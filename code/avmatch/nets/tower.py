@@ -12,7 +12,8 @@ class Tower(keras.Model):
     `to_5d` maps the modality's natural input (see its builder) to (B, T, H, W, C) in the
     tower's dtype.
     call(inputs, training, sample_weight): sample_weight (B,) optional batch-norm weights
-    (see layers.BatchNorm); returns float32 (B, embedding_size).
+    (see layers.BatchNorm); returns (B, embedding_size) in the weights' dtype (float32 unless
+    the tower is float64).
     """
 
     def __init__(self, layers, head, to_5d, **kwargs):
@@ -45,8 +46,10 @@ class Tower(keras.Model):
                           update_statistics=update_statistics)
             else:
                 x = layer(x)
-        # float32 embeddings whatever the compute dtype: distances and the loss stay float32
-        return tf.cast(tf.reshape(self.head(x), [-1, self.head.filters]), tf.float32)
+        # embeddings in the weights' dtype (float32 under a bfloat16 compute policy), so the
+        # distances and the loss are never computed in bfloat16
+        return tf.cast(tf.reshape(self.head(x), [-1, self.head.filters]),
+                       self.dtype_policy.variable_dtype)
 
 
 def head_conv(kernel_size, formulation, weight_decay, embedding_size=64, dtype="float32"):
