@@ -21,15 +21,17 @@ flags.DEFINE_integer("warmup", 3, "Untimed calls first (tracing).")
 flags.DEFINE_integer("batch_size", 32, "Training pairs per step (even).")
 flags.DEFINE_integer("score_batch_size", 128, "Scoring pairs per call (even).")
 flags.DEFINE_integer("top", 15, "Rows of the table.")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "auto"], "Tower arithmetic "
+                  "(train.py --precision).")
 
 
-def profiled_call(what, batch_size, score_batch_size):
+def profiled_call(what, batch_size, score_batch_size, precision="float32"):
     """A zero-argument function that runs one training step or one scoring call."""
     from avmatch import benchmarking
     from avmatch.scoring import make_scorer
 
     config = benchmarking.BenchConfig(batch_size=batch_size, score_batch_size=score_batch_size)
-    fast, _ = benchmarking.make_instances(config.seed)
+    fast, _ = benchmarking.make_instances(config.seed, precision)
     if what == "training":
         step = benchmarking.project_train_fn(fast, config, jit_compile=False)
         batch = benchmarking.random_window_batch(batch_size // 2, config.seed)
@@ -53,7 +55,7 @@ def main(argv):
 
     from avmatch import profiling
 
-    call = profiled_call(FLAGS.what, FLAGS.batch_size, FLAGS.score_batch_size)
+    call = profiled_call(FLAGS.what, FLAGS.batch_size, FLAGS.score_batch_size, FLAGS.precision)
     for _ in range(FLAGS.warmup):
         call()
     started = time.perf_counter()

@@ -37,6 +37,8 @@ flags.DEFINE_integer("max_train_windows", 4000, "Training windows per epoch (a f
                      "0 = all).")
 flags.DEFINE_integer("batch_size", 32, "Pairs per training batch.")
 flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate of every run.")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "auto"], "Every run's "
+                  "train.py --precision (float32: as the README's table was measured).")
 flags.DEFINE_integer("seed", 0, "Seed of every run.")
 
 
@@ -67,7 +69,7 @@ def config_from_flags():
         output_dir=FLAGS.output_dir, data_dirs=data_dirs, variants=tuple(FLAGS.variants),
         selection_modes=tuple(FLAGS.selection_modes), num_epochs=FLAGS.num_epochs,
         max_train_windows=FLAGS.max_train_windows, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, seed=FLAGS.seed)
+        learning_rate=FLAGS.learning_rate, precision=FLAGS.precision, seed=FLAGS.seed)
 
 
 def check_datasets(data_dirs):

@@ -107,6 +107,15 @@ def test_benchmark_script_writes_every_figure(tmp_path):
     assert f"ratio {results['training']['ratio']:.2f}x" in training
     assert any(line.startswith("scoring ") and "ratio" in line for line in lines)
     assert any("data preparation skipped" in line for line in lines)
+    for section in ("training", "scoring"):
+        assert results[section]["project_bfloat16"]["pairs_per_second"] > 0
+        assert results[section]["ratio_bfloat16"] > 0
+        assert any(line.startswith(f"{section:<9} project") and line.endswith("(bfloat16)")
+                   for line in lines)
+    assert results["machine"]["auto_precision"] in ("float32", "bfloat16")
+    assert "--precision=auto" in lines[0]
+    assert "no videos" in results["sync"]["skipped"]
+    assert any(line.startswith("sync check skipped") for line in lines)
 
 
 def test_benchmark_script_rejects_an_odd_batch_in_one_line():
@@ -114,3 +123,17 @@ def test_benchmark_script_rejects_an_odd_batch_in_one_line():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: --batch_size=5")
     assert "Traceback" not in done.stderr
+
+
+def test_profile_script_prints_the_op_table(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "evaluation" / "profile_step.py"), "--what=training",
+         f"--logdir={tmp_path}", "--calls=1", "--warmup=1", "--batch_size=4", "--top=5"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("training: ") and "ms per call" in lines[0]
+    assert lines[1].split() == ["op", "type", "pass", "ms/call", "ops/call", "share"]
+    assert any("Conv2D" in line for line in lines[2:7])
+    assert lines[-1].startswith("all ops") and lines[-1].endswith("100.0%")
+    assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))

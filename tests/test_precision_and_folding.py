@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from avmatch import precision
-from avmatch.benchmarking import project_train_fn, random_window_batch, BenchConfig
+from avmatch.benchmarking import BenchConfig, project_train_fn, random_window_batch
 from avmatch.instance import MatchingInstance
 from avmatch.nets.layers import ConvBlock
 from avmatch.nets.nets_factory import NETWORKS

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from avmatch import experiments
 from avmatch.pair_selection import adaptive_pair_mask, hard_pair_mask
-from avprep import build, demo_data, records, splits
+from avprep import build, demo_data, splits
 from avprep.speech_features import SpeechFeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +92,7 @@ def test_runs_use_their_variant_and_selection_settings(grid):
     assert config["model_mouth_name"] == "cnn_mouth"
     assert config["selection_rule"] == "adaptive" and config["online_pair_selection"]
     assert config["features"]["speech"]["kind"] == "mfcc"
+    assert config["precision"] == "float32"  # the grid's default, whatever train.py's is
     none = json.loads((output / "runs" / "3D-CNN-MFEC-3_none" / "config.json").read_text())
     assert not none["online_pair_selection"] and none["max_train_windows"] == 24
 

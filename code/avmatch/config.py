@@ -55,7 +55,7 @@ class TrainConfig:
     augment_speech: bool = False
     early_stopping_epochs: int = 0
     max_train_windows: int = 0
-    precision: str = "float32"
+    precision: str = "auto"
     seed: int = 0
 
     def to_dict(self):

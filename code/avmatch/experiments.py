@@ -50,8 +50,9 @@ class ExperimentConfig:
     """What reproduce_paper.py reads.
 
     data_dirs: {"mfec": dataset, "mfcc": dataset} (a kind no chosen variant needs may be
-    absent). num_epochs, max_train_windows, batch_size, learning_rate, seed: every run's
-    training settings (max_train_windows: TrainConfig's cap, 0 = all).
+    absent). num_epochs, max_train_windows, batch_size, learning_rate, precision, seed: every
+    run's training settings (max_train_windows: TrainConfig's cap, 0 = all; precision:
+    float32 by default, as the published table was measured).
     """
     output_dir: str
     data_dirs: dict
@@ -61,6 +62,7 @@ class ExperimentConfig:
     max_train_windows: int = 4000
     batch_size: int = 32
     learning_rate: float = TrainConfig.learning_rate
+    precision: str = "float32"
     seed: int = 0
 
     def to_dict(self):
@@ -101,6 +103,7 @@ def train_config(config, variant, mode):
         # extra checkpoints that interruptions write)
         max_checkpoints_to_keep=config.num_epochs + 10,
         max_train_windows=config.max_train_windows,
+        precision=config.precision,
         seed=config.seed,
     )
 

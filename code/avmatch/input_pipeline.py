@@ -209,14 +209,16 @@ def subset_stride(info, split, max_windows):
 
 def subset_windows(info, split, stride):
     """Windows that every `stride`-th record of each shard of `split` gives, from the
-    manifest's per-shard record counts (windows // stride for a manifest without them)."""
+    manifest's per-shard record counts (a manifest without them: the writer spreads the
+    windows evenly over the shards, so each holds windows / shards, rounded up)."""
     if stride == 1:
         return info.windows[split]
     entry = records.read_manifest(info.data_dir).get("splits", {}).get(split, {})
-    sizes = records.shard_sizes(entry)
-    if not sizes:
-        return info.windows[split] // stride
-    return sum(-(-int(size["records"]) // stride) for size in sizes.values())
+    counts = [int(size["records"]) for size in records.shard_sizes(entry).values()]
+    if not counts:
+        shards = max(1, len(info.files[split]))
+        counts = [-(-info.windows[split] // shards)] * shards
+    return sum(-(-count // stride) for count in counts)
 
 
 def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False,

@@ -11,6 +11,7 @@ scores shape (n,) float with larger = more genuine, distances shape (n,) float (
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from avmatch import metrics
@@ -110,7 +111,8 @@ def save_convergence(path, records, paper_curves=None):
     """Saves test EER (%) per epoch, one panel per variant, one line per selection mode.
 
     records: experiments.run_record dicts (epochs with a "test" entry are drawn);
-    paper_curves: {label: EER (%) per epoch} drawn dashed in grey in every panel, for scale.
+    paper_curves: {label: EER (%) per epoch} drawn in grey (dashed, dotted, ...) in every
+    panel, for scale.
     """
     variants = list(dict.fromkeys(record["variant"] for record in records))
     columns = min(2, len(variants)) or 1
@@ -119,8 +121,8 @@ def save_convergence(path, records, paper_curves=None):
     FigureCanvasAgg(figure)
     for index, variant in enumerate(variants):
         axes = figure.add_subplot(rows, columns, index + 1)
-        for label, curve in (paper_curves or {}).items():
-            axes.plot(range(1, len(curve) + 1), curve, "--", color="0.6", label=label)
+        for style, (label, curve) in zip(("--", ":", "-."), (paper_curves or {}).items()):
+            axes.plot(range(1, len(curve) + 1), curve, style, color="0.5", label=label)
         for record in (r for r in records if r["variant"] == variant):
             points = [(row["epoch"], 100 * row["test"]["eer"]) for row in record["epochs"]
                       if row.get("test")]
@@ -128,6 +130,7 @@ def save_convergence(path, records, paper_curves=None):
                 epochs, eers = zip(*points)
                 axes.plot(epochs, eers, "o-", label=record["mode"])
         axes.set_title(variant)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel("test EER (%)")
         axes.grid(True, alpha=0.3)

@@ -422,22 +422,29 @@ class Trainer:
             skip = int(self.progress["step_in_epoch"].numpy())
             started = time.time()
             pairs = 0
+            first_done = None
             for index, batch in enumerate(self._epoch_batches(epoch, skip), start=skip):
                 with self._guard.hold():
                     out = self.train_step(batch)
                     self.progress["step_in_epoch"].assign(index + 1)
                 pairs += self.config.batch_size
                 self._log_step(epoch, index, out, pairs, started)
-            seconds = time.time() - started
+                first_done = first_done or time.time()
+            ended = time.time()
+            seconds = ended - started
+            # the first step of a run traces the graph: the steady rate leaves it out
+            steady = ((pairs - self.config.batch_size) / max(ended - first_done, 1e-9)
+                      if first_done else 0.0)
             self._recalibrate(epoch)
             with self._guard.hold():
                 self.progress["epoch"].assign(epoch + 1)
                 self.progress["step_in_epoch"].assign(0)
             self._save()
             logging.info(
-                "Epoch %d trained in %.1f s (%.1f pairs/s)",
+                "Epoch %d trained in %.1f s (%.1f pairs/s; %.1f pairs/s after its first step)",
                 epoch + 1,
                 seconds,
                 pairs / max(seconds, 1e-9),
+                steady,
             )
             self._append_results(epoch, self.evaluate(epoch), seconds)
