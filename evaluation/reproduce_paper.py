@@ -117,21 +117,18 @@ def tower_parameters(train_config, speech_shape):
     return {"speech": speech, "mouth": mouth, "total": speech + mouth}, instance
 
 
-def test_scores(train_config, instance, epochs):
+def test_scores(train_config, instance, info, epochs):
     """{epoch (str): fold_metrics of the test split} for every epoch row of the run, scored
-    with the checkpoint that epoch ended with; cached in the run folder (atomic writes, one
-    epoch at a time), so a restart scores only what is missing."""
+    with the checkpoint that epoch ended with (info: the run's DatasetInfo); cached in the
+    run folder (atomic writes, one epoch at a time), so a restart scores only what is
+    missing."""
     from avmatch import checkpoints, metrics
     from avmatch.experiments import TEST_SCORES_NAME, read_json
-    from avmatch.input_pipeline import load_dataset_info
-    from avmatch.nets.nets_factory import input_shape
     from avmatch.scoring import make_scorer, score_split
     from avprep import records
 
     path = os.path.join(train_config.train_dir, TEST_SCORES_NAME)
     scores = read_json(path, {})
-    info = load_dataset_info(train_config.data_dir, required_splits=("test",),
-                             expected_speech=input_shape(train_config.model_speech_name)[:2])
     scorer = make_scorer(instance)
     for row in epochs:
         if str(row["epoch"]) in scores:
@@ -194,7 +191,7 @@ def run_grid(config):
             parameters, instance = tower_parameters(train_config, info.speech_shape)
             logging.info("%s: %d trainable parameters (speech %d, mouth %d)", variant,
                          parameters["total"], parameters["speech"], parameters["mouth"])
-            scores = test_scores(train_config, instance, epochs)
+            scores = test_scores(train_config, instance, info, epochs)
             run_records.append(experiments.run_record(variant, mode, parameters, epochs, scores))
             write_outputs(config, run_records)
     return write_outputs(config, run_records)

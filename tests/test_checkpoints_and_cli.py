@@ -325,6 +325,31 @@ def test_train_rejects_a_learning_rate_that_is_not_a_positive_number(tmp_path, v
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("argument", ["--adaptive_margin_ratio=-0.1", "--max_train_windows=-5"])
+def test_train_rejects_negative_selection_and_cap_settings(tmp_path, argument):
+    result = run_script("train.py", argument, f"--train_dir={tmp_path / 'run'}")
+    assert "must not be negative" in assert_one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bfloat16_training_and_scoring_through_the_scripts(dataset, tmp_path):
+    """--precision reaches the towers of train.py and test.py and is recorded."""
+    train_dir = tmp_path / "run"
+    result = run_script("train.py", f"--data_dir={dataset}", f"--train_dir={train_dir}",
+                        "--batch_size=8", "--num_epochs=1", "--precision=bfloat16",
+                        "--selection_rule=adaptive")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Precision bfloat16: towers computed in bfloat16" in result.stderr
+    config = json.loads((train_dir / "config.json").read_text())
+    assert config["precision"] == "bfloat16" and config["selection_rule"] == "adaptive"
+    scored = run_script("test.py", f"--checkpoint_dir={train_dir}", f"--data_dir={dataset}",
+                        f"--test_dir={tmp_path / 'test'}", "--precision=bfloat16")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())
+    assert metrics["precision"] == "bfloat16"
+    assert 0.0 <= metrics["auc"]["mean"] <= 1.0
+
+
 def _damaged_copy(dataset, tmp_path, split, damage):
     """A copy of `dataset` whose `split` shard went through damage(bytes) -> bytes."""
     copy = tmp_path / "damaged"

@@ -15,12 +15,11 @@ def cpu_flags(cpuinfo_path="/proc/cpuinfo"):
     """The CPU's feature flags (a set of str; empty where /proc/cpuinfo is not readable)."""
     try:
         with open(cpuinfo_path) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+            lines = handle.readlines()
     except OSError:
-        pass
-    return set()
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in lines
+                 if line.startswith("flags")), set())
 
 
 def gpu_has_bfloat16():

@@ -147,6 +147,20 @@ def _reduction_axes(x):
     return list(range(x.shape.rank - 1))
 
 
+def _weighted_moments(x, sample_weight):
+    """Per-channel moments of x (B, ..., C) with per-sample weights (B,): (mean, x - mean,
+    variance, total weight over samples and positions), as BatchNorm's docstring defines them."""
+    axes = _reduction_axes(x)
+    w = tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
+    positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]), x.dtype)
+    total = tf.reduce_sum(w) * positions
+    safe_total = tf.maximum(total, 1e-12)
+    mean = tf.reduce_sum(w * x, axes) / safe_total
+    centered = x - mean
+    variance = tf.reduce_sum(w * tf.square(centered), axes) / safe_total
+    return mean, centered, variance, total
+
+
 def _weighted_batch_norm(x, sample_weight, beta, epsilon):
     """Training-mode batch norm with per-sample weights and its gradient written out.
 
@@ -164,12 +178,8 @@ def _weighted_batch_norm(x, sample_weight, beta, epsilon):
 
     @tf.custom_gradient
     def normalize(x, beta):
-        positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]), x.dtype)
-        total = tf.reduce_sum(w) * positions
+        mean, centered, variance, total = _weighted_moments(x, sample_weight)
         safe_total = tf.maximum(total, 1e-12)
-        mean = tf.reduce_sum(w * x, axes) / safe_total
-        centered = x - mean
-        variance = tf.reduce_sum(w * tf.square(centered), axes) / safe_total
         inverse = tf.math.rsqrt(variance + epsilon)
         x_hat = centered * inverse
 
@@ -240,12 +250,7 @@ class BatchNorm(keras.layers.Layer):
         if sample_weight is None:
             mean, variance = tf.nn.moments(x, axes)
             return mean, variance, tf.constant(1.0, x.dtype)
-        w = tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
-        positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]), x.dtype)
-        total = tf.reduce_sum(w) * positions
-        safe_total = tf.maximum(total, 1e-12)
-        mean = tf.reduce_sum(w * x, axes) / safe_total
-        variance = tf.reduce_sum(w * tf.square(x - mean), axes) / safe_total
+        mean, _, variance, total = _weighted_moments(x, sample_weight)
         return mean, variance, total
 
     def call(self, x, training=False, sample_weight=None, update_statistics=True):
