@@ -28,7 +28,8 @@ flags.DEFINE_string("model_mouth_name", _D.model_mouth_name, "Mouth tower (nets_
 flags.DEFINE_integer("batch_size", _D.batch_size, "Pairs per batch (genuine + impostor; even).")
 flags.DEFINE_integer("num_epochs", _D.num_epochs, "Epochs to train in all (a resumed run "
                      "continues up to this number).")
-flags.DEFINE_integer("log_every_n_steps", _D.log_every_n_steps, "Steps between log lines.")
+flags.DEFINE_integer("log_every_n_steps", _D.log_every_n_steps, "Steps between log lines "
+                     "and TensorBoard training summaries.")
 flags.DEFINE_float("weight_decay", _D.weight_decay, "L2 weight decay of the conv kernels.")
 flags.DEFINE_float("batch_norm_decay", _D.batch_norm_decay, "Decay of batch norm's moving "
                    "statistics.")

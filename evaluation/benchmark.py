@@ -151,6 +151,16 @@ def measure_sync(videos):
             "video_seconds_per_second": duration / seconds if seconds else 0.0}
 
 
+def default_precision_line(results):
+    """The ratios at the precision train.py and test.py use by default here (auto), against
+    the targets of 4x (training) and 3x (scoring)."""
+    precision = results["machine"]["auto_precision"]
+    key = "ratio" if precision == "float32" else f"ratio_{precision}"
+    return (f"default precision (auto: {precision}): training "
+            f"{results['training'][key]:.2f}x (target 4x), scoring "
+            f"{results['scoring'][key]:.2f}x (target 3x) the baseline")
+
+
 def report_lines(results):
     """The printed table, as a list of lines."""
     machine = results["machine"]
@@ -174,6 +184,7 @@ def report_lines(results):
                          f"baseline {figures['baseline']['pairs_per_second']:8.1f} pairs/s   "
                          f"ratio {figures['ratio_' + precision]:.2f}x  ({precision})")
     training, batch = results["training"], results["settings"]["batch_size"]
+    lines.append(default_precision_line(results))
     lines.append(f"training  project with XLA "
                  f"{training['project_xla']['pairs_per_second']:.1f} pairs/s "
                  f"(ratio {training['ratio_xla']:.2f}x); hard pairs kept per step: project "

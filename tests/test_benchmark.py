@@ -114,6 +114,12 @@ def test_benchmark_script_writes_every_figure(tmp_path):
                    for line in lines)
     assert results["machine"]["auto_precision"] in ("float32", "bfloat16")
     assert "--precision=auto" in lines[0]
+    auto = results["machine"]["auto_precision"]
+    key = "ratio" if auto == "float32" else f"ratio_{auto}"
+    default = [line for line in lines if line.startswith("default precision")]
+    assert default == [f"default precision (auto: {auto}): training "
+                       f"{results['training'][key]:.2f}x (target 4x), scoring "
+                       f"{results['scoring'][key]:.2f}x (target 3x) the baseline"]
     assert "no videos" in results["sync"]["skipped"]
     assert any(line.startswith("sync check skipped") for line in lines)
 
@@ -128,12 +134,14 @@ def test_benchmark_script_rejects_an_odd_batch_in_one_line():
 def test_profile_script_prints_the_op_table(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "evaluation" / "profile_step.py"), "--what=training",
-         f"--logdir={tmp_path}", "--calls=1", "--warmup=1", "--batch_size=4", "--top=5"],
+         f"--logdir={tmp_path}", "--calls=1", "--warmup=1", "--batch_size=4", "--top=30"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("training: ") and "ms per call" in lines[0]
     assert lines[1].split() == ["op", "type", "pass", "ms/call", "ops/call", "share"]
     assert any("Conv2D" in line for line in lines[2:7])
+    # the fused batch norm + PReLU of training runs as XLA kernels, counted as one op type
+    assert any(line.startswith("XLA kernels") and " both " in line for line in lines)
     assert lines[-1].startswith("all ops") and lines[-1].endswith("100.0%")
     assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))

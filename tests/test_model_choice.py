@@ -71,3 +71,22 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(dataset, 
         trainer.run()
     assert tf.train.latest_checkpoint(str(tmp_path)) == kept
     assert os.path.exists(kept + ".index")
+
+
+def _summary_steps(train_dir, tag):
+    """Global steps at which the run's event files hold a scalar `tag`."""
+    steps = []
+    for path in sorted(os.listdir(train_dir)):
+        if path.startswith("events.out.tfevents"):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(train_dir, path)):
+                steps += [event.step for value in event.summary.value if value.tag == tag]
+    return steps
+
+
+def test_training_summaries_follow_the_log_steps(dataset, tmp_path):
+    """The batch metrics and TensorBoard training scalars are written on logged steps only
+    (4 steps per epoch here, every 2nd logged), while every step is checked for a finite
+    loss (test above)."""
+    Trainer(_config(tmp_path, num_epochs=1, log_every_n_steps=2), dataset).run()
+    assert _summary_steps(tmp_path, "loss") == [2, 4]
+    assert _summary_steps(tmp_path, "train/auc") == [2, 4]

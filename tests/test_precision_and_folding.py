@@ -96,3 +96,39 @@ def test_auto_precision_follows_the_cpu_flags():
     assert precision.dtype_policy("bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision must be one of"):
         precision.resolve("float16")
+
+
+def _block_pass(block, x, weights, fuse):
+    """(output, gradients to x and the block's variables, moving statistics) of one
+    training-mode call of `block` with fuse_training set to `fuse`."""
+    block.fuse_training = fuse
+    before = [v.numpy() for v in (block.batch_norm.moving_mean, block.batch_norm.moving_variance)]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = block(x, training=True, sample_weight=weights)
+        loss = tf.reduce_sum(y * tf.sin(tf.range(tf.size(y), dtype=y.dtype)[:1] + y))
+    grads = tape.gradient(loss, [x] + block.trainable_variables)
+    moved = [v.numpy() for v in (block.batch_norm.moving_mean, block.batch_norm.moving_variance)]
+    for variable, value in zip((block.batch_norm.moving_mean, block.batch_norm.moving_variance),
+                               before):
+        variable.assign(value)
+    return y.numpy(), [g.numpy() for g in grads], moved
+
+
+def test_fused_training_pass_equals_the_separate_layers():
+    """ConvBlock's fused batch norm + PReLU (one XLA pass each way) gives the separate
+    layers' output, gradients (weights of 0, 1 and 2 included) and moving statistics, in
+    float64 to 1e-9."""
+    keras.utils.set_random_seed(7)
+    block = ConvBlock(8, (1, 3, 3), "SAME", "fast", dtype="float64")
+    x = tf.random.normal((4, 2, 6, 5, 3), dtype=tf.float64, seed=2)
+    block(x, training=True)
+    block.activation.alpha.assign(np.linspace(-0.2, 0.4, 8))
+    block.batch_norm.beta.assign(np.linspace(-0.5, 0.5, 8))
+    weights = tf.constant([1.0, 0.0, 2.0, 1.0], tf.float64)
+    fused = _block_pass(block, x, weights, fuse=True)
+    separate = _block_pass(block, x, weights, fuse=False)
+    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-9, atol=1e-9)
+    for a, b in zip(fused[1] + fused[2], separate[1] + separate[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    assert np.abs(fused[1][0][1]).max() > 0  # a weight-0 sample still passes a gradient

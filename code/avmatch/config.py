@@ -77,7 +77,7 @@ class EvalConfig:
     use_moving_average: bool = False
     checkpoint: str = "best"
     group_by: str = ""
-    precision: str = "float32"
+    precision: str = "auto"
 
 
 def train_config_from_dict(payload):

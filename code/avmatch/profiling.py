@@ -5,7 +5,9 @@ The trace (an .xplane.pb under LOGDIR/plugins/profile/<run>/) opens in TensorBoa
 tab; `op_table` reads the same file without TensorBoard. TensorFlow records each executed op
 on the host plane as an event "<scope>/<name>:<OpType>" on a tf_Compute thread; ops run on
 two such threads at once on a 2-core machine, so the op times add up to more than the wall
-time.
+time. XLA-compiled functions (the fused batch norm + PReLU of training) record their kernels
+by HLO name ("multiply_bitcast_fusion", "wrapped_reduce-window", ...) on those threads and
+on Eigen's worker threads; they are summed as one op type, XLA_OP_TYPE.
 """
 import collections
 import glob
@@ -14,6 +16,10 @@ import os
 import tensorflow as tf
 
 COMPUTE_LINE_PREFIX = "tf_Compute"
+XLA_LINE_PREFIXES = (COMPUTE_LINE_PREFIX, "tf_numa")
+XLA_OP_TYPE = "XLA kernels"
+# events that wrap an XLA executable's kernels rather than being one
+_XLA_WRAPPERS = ("BlockUntilReady", "ParallelFor")
 
 
 def profile_calls(fn, logdir, calls):
@@ -42,18 +48,26 @@ def op_events(xplane_path):
     for plane in space.planes:
         metadata = plane.event_metadata
         for line in plane.lines:
-            if not line.name.startswith(COMPUTE_LINE_PREFIX):
+            if not line.name.startswith(XLA_LINE_PREFIXES):
                 continue
             for event in line.events:
                 name = metadata[event.metadata_id].name
                 # executor bookkeeping ("ExecutorState::Process") wraps the ops: not an op
-                if ":" in name and "::" not in name:
-                    op_name, op_type = name.rsplit(":", 1)
-                    yield op_name, op_type, event.duration_ps * 1e-12
+                if "::" in name or name in _XLA_WRAPPERS:
+                    continue
+                if ":" in name:
+                    if line.name.startswith(COMPUTE_LINE_PREFIX):
+                        op_name, op_type = name.rsplit(":", 1)
+                        yield op_name, op_type, event.duration_ps * 1e-12
+                else:
+                    yield name, XLA_OP_TYPE, event.duration_ps * 1e-12
 
 
-def direction(op_name):
-    """"backward" for ops the gradient tape made, "forward" for the others."""
+def direction(op_name, op_type=""):
+    """"backward" for ops the gradient tape made, "forward" for the others; "both" for XLA
+    kernels, whose names do not say."""
+    if op_type == XLA_OP_TYPE:
+        return "both"
     return "backward" if "gradient_tape/" in op_name else "forward"
 
 
@@ -65,7 +79,7 @@ def op_table(xplane_path, calls):
     """
     seconds, counts = collections.Counter(), collections.Counter()
     for op_name, op_type, duration in op_events(xplane_path):
-        key = (op_type, direction(op_name))
+        key = (op_type, direction(op_name, op_type))
         seconds[key] += duration
         counts[key] += 1
     total = sum(seconds.values()) or 1.0

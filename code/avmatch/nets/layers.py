@@ -212,6 +212,74 @@ def _prelu(x, alpha):
     return prelu(x, alpha)
 
 
+def _channel_sum(x):
+    """Per-channel sum of a static-shape x (..., C) -> (C,), for XLA: summed as rows of k * C
+    values (k a power of two, up to 512 values a row), then the k partial sums, because
+    XLA's CPU reduction over all but a short last axis is about 3x slower (measured for
+    C = 16)."""
+    channels = x.shape[-1]
+    rows = x.shape.num_elements() // channels
+    k = 1
+    while channels * k * 2 <= 512 and rows % (k * 2) == 0:
+        k *= 2
+    partial = tf.reduce_sum(tf.reshape(x, [-1, k * channels]), 0)
+    return tf.reduce_sum(tf.reshape(partial, [k, channels]), 0)
+
+
+@tf.function(jit_compile=True)
+def _bn_prelu_forward(x, sample_weight, beta, alpha, epsilon):
+    """Weighted training batch norm then PReLU as one XLA-compiled pass: x (B, ..., C) in
+    the compute dtype, sample_weight (B,); beta, alpha (C,) in the statistics' dtype, which
+    the arithmetic uses. Returns (y in x's dtype, mean, variance, rsqrt(variance + epsilon),
+    total weight), the moments as _weighted_moments defines them."""
+    x_stat = tf.cast(x, beta.dtype)
+    w = tf.reshape(sample_weight, [-1] + [1] * (x.shape.rank - 1))
+    total = tf.reduce_sum(sample_weight) * (x.shape.num_elements() // x.shape[0] // x.shape[-1])
+    safe_total = tf.maximum(total, 1e-12)
+    mean = _channel_sum(w * x_stat) / safe_total
+    centered = x_stat - mean
+    variance = _channel_sum(w * tf.square(centered)) / safe_total
+    inverse = tf.math.rsqrt(variance + epsilon)
+    z = centered * inverse + beta
+    return tf.cast(tf.where(z > 0, z, alpha * z), x.dtype), mean, variance, inverse, total
+
+
+@tf.function(jit_compile=True)
+def _bn_prelu_backward(dy, x, sample_weight, beta, alpha, mean, inverse, total):
+    """Gradient of _bn_prelu_forward's y to (x, beta, alpha), recomputing the normalised
+    input rather than keeping it: PReLU's (dy where z > 0, else alpha * dy) then
+    _weighted_batch_norm's closed form."""
+    w = tf.reshape(sample_weight, [-1] + [1] * (x.shape.rank - 1))
+    x_hat = (tf.cast(x, beta.dtype) - mean) * inverse
+    z = x_hat + beta
+    dy = tf.cast(dy, beta.dtype)
+    dz = tf.where(z > 0, dy, alpha * dy)
+    dalpha = _channel_sum(tf.minimum(z, 0.0) * dy)
+    sum_dz = _channel_sum(dz)
+    sum_dz_x_hat = _channel_sum(dz * x_hat)
+    dx = inverse * (dz - (w / tf.maximum(total, 1e-12)) * (sum_dz + x_hat * sum_dz_x_hat))
+    return tf.cast(dx, x.dtype), sum_dz, dalpha
+
+
+def _train_bn_prelu(x, sample_weight, beta, alpha, epsilon):
+    """PReLU(weighted training batch norm(x)) with one fused pass each way (XLA fuses the
+    dozen elementwise passes and reductions of the two layers; the convolutions around stay
+    TensorFlow's). x (B, ..., C); sample_weight (B,); beta, alpha (C,).
+    Returns (y like x, mean, variance, total weight); only y takes a gradient."""
+    @tf.custom_gradient
+    def block(x, beta, alpha):
+        y, mean, variance, inverse, total = _bn_prelu_forward(x, sample_weight, beta, alpha,
+                                                              epsilon)
+
+        def grad(dy, *unused_statistics_grads):
+            return _bn_prelu_backward(dy, x, sample_weight, beta, alpha, mean, inverse, total)
+
+        return (y, tf.stop_gradient(mean), tf.stop_gradient(variance),
+                tf.stop_gradient(total)), grad
+
+    return block(x, beta, alpha)
+
+
 class BatchNorm(keras.layers.Layer):
     """slim.batch_norm(center=True, scale=False): y = (x - mean) / sqrt(var + eps) + beta.
 
@@ -317,9 +385,13 @@ class ConvBlock(keras.layers.Layer):
     times that scale), computed from the variables at each call, so the scorer and the sync
     check run one conv with a bias instead of a conv and three elementwise passes; the same
     outputs up to float rounding. fold_batch_norm=False keeps the two apart (tests, baseline).
+    Training in the "fast" formulation runs batch norm and PReLU as one XLA-compiled pass
+    each way (_train_bn_prelu: 1.4x a float32 step, 1.7x a bfloat16 one on a 2-core CPU);
+    fuse_training=False uses the two layers (BatchNorm's closed-form gradient, _prelu).
     """
 
     fold_batch_norm = True
+    fuse_training = True
 
     def __init__(
         self,
@@ -352,13 +424,28 @@ class ConvBlock(keras.layers.Layer):
 
     def call(self, x, training=False, sample_weight=None, update_statistics=True):
         # (the first call builds the layers the unfolded way)
-        if (not training and self.fold_batch_norm and self.conv.formulation == "fast"
-                and self.batch_norm.built):
+        fast = self.conv.formulation == "fast" and self.batch_norm.built
+        if training and fast and self.fuse_training:
+            return self._fused_training(self.conv(x), sample_weight, update_statistics)
+        if not training and fast and self.fold_batch_norm:
             return self.activation(self._folded_conv(x))
         x = self.conv(x)
         x = self.batch_norm(x, training=training, sample_weight=sample_weight,
                             update_statistics=update_statistics)
         return self.activation(x)
+
+    def _fused_training(self, x, sample_weight, update_statistics):
+        """Training batch norm and PReLU of the conv output x (B, T, H, W, C) as one fused
+        pass (_train_bn_prelu); sample_weight None weighs every sample 1."""
+        norm = self.batch_norm
+        if sample_weight is None:
+            sample_weight = tf.ones(tf.shape(x)[:1], norm.beta.dtype)
+        y, mean, variance, total = _train_bn_prelu(
+            x, tf.cast(sample_weight, norm.beta.dtype), tf.convert_to_tensor(norm.beta),
+            tf.cast(self.activation.alpha, norm.beta.dtype), norm.epsilon)
+        if update_statistics:
+            norm._update_moving(mean, variance, total > 0)
+        return y
 
     def _folded_conv(self, x):
         """conv then inference batch norm as one conv with a bias: (B, T, H, W, C) -> (B, T',
