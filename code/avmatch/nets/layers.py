@@ -147,69 +147,28 @@ def _reduction_axes(x):
     return list(range(x.shape.rank - 1))
 
 
-def _weighted_moments(x, sample_weight):
+def _per_sample(sample_weight, x):
+    """sample_weight (B,) in x's dtype, shaped to broadcast over x (B, ..., C)."""
+    return tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
+
+
+def _sum_over_positions(x):
+    """Per-channel sum of x (..., C) -> (C,)."""
+    return tf.reduce_sum(x, _reduction_axes(x))
+
+
+def _weighted_moments(x, sample_weight, channel_sum=_sum_over_positions):
     """Per-channel moments of x (B, ..., C) with per-sample weights (B,): (mean, x - mean,
-    variance, total weight over samples and positions), as BatchNorm's docstring defines them."""
-    axes = _reduction_axes(x)
-    w = tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
+    variance, total weight over samples and positions), as BatchNorm's docstring defines them.
+    channel_sum: (..., C) -> (C,) (the XLA pass gives _channel_sum)."""
+    w = _per_sample(sample_weight, x)
     positions = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]), x.dtype)
     total = tf.reduce_sum(w) * positions
     safe_total = tf.maximum(total, 1e-12)
-    mean = tf.reduce_sum(w * x, axes) / safe_total
+    mean = channel_sum(w * x) / safe_total
     centered = x - mean
-    variance = tf.reduce_sum(w * tf.square(centered), axes) / safe_total
+    variance = channel_sum(w * tf.square(centered)) / safe_total
     return mean, centered, variance, total
-
-
-def _weighted_batch_norm(x, sample_weight, beta, epsilon):
-    """Training-mode batch norm with per-sample weights and its gradient written out.
-
-    x (B, ..., C); sample_weight (B,). Returns (y, mean, variance) with y = (x - mean) /
-    sqrt(variance + epsilon) + beta, the moments weighted as BatchNorm's docstring says.
-    Autodiff of the same formula makes about twenty large elementwise ops per layer; the
-    closed form needs four: with x_hat the normalised input, W the total weight and
-    S = sum over all samples and positions,
-        dx = rsqrt(variance + epsilon) * (dy - w / W * (S(dy) + x_hat * S(dy * x_hat)))
-    (the weighted moments' derivatives; dropped samples, w = 0, still pass dy through the
-    normalisation). mean and variance only feed the moving averages and take no gradient.
-    """
-    axes = _reduction_axes(x)
-    w = tf.reshape(tf.cast(sample_weight, x.dtype), [-1] + [1] * (x.shape.rank - 1))
-
-    @tf.custom_gradient
-    def normalize(x, beta):
-        mean, centered, variance, total = _weighted_moments(x, sample_weight)
-        safe_total = tf.maximum(total, 1e-12)
-        inverse = tf.math.rsqrt(variance + epsilon)
-        x_hat = centered * inverse
-
-        def grad(dy, *unused_statistics_grads):
-            sum_dy = tf.reduce_sum(dy, axes)
-            sum_dy_x_hat = tf.reduce_sum(dy * x_hat, axes)
-            dx = inverse * (dy - (w / safe_total) * (sum_dy + x_hat * sum_dy_x_hat))
-            return dx, sum_dy
-
-        return (x_hat + beta, tf.stop_gradient(mean), tf.stop_gradient(variance)), grad
-
-    y, mean, variance = normalize(x, beta)
-    return y, mean, variance, tf.reduce_sum(w)
-
-
-def _prelu(x, alpha):
-    """max(x, 0) + alpha * min(x, 0) with its gradient written out (three elementwise ops
-    each way, no zero tensors, instead of autodiff's eight)."""
-    @tf.custom_gradient
-    def prelu(x, alpha):
-        positive = x > 0
-
-        def grad(dy):
-            dx = tf.where(positive, dy, alpha * dy)
-            dalpha = tf.reduce_sum(tf.minimum(x, 0.0) * dy, _reduction_axes(x))
-            return dx, dalpha
-
-        return tf.where(positive, x, alpha * x), grad
-
-    return prelu(x, alpha)
 
 
 def _channel_sum(x):
@@ -231,14 +190,9 @@ def _bn_prelu_forward(x, sample_weight, beta, alpha, epsilon):
     """Weighted training batch norm then PReLU as one XLA-compiled pass: x (B, ..., C) in
     the compute dtype, sample_weight (B,); beta, alpha (C,) in the statistics' dtype, which
     the arithmetic uses. Returns (y in x's dtype, mean, variance, rsqrt(variance + epsilon),
-    total weight), the moments as _weighted_moments defines them."""
-    x_stat = tf.cast(x, beta.dtype)
-    w = tf.reshape(sample_weight, [-1] + [1] * (x.shape.rank - 1))
-    total = tf.reduce_sum(sample_weight) * (x.shape.num_elements() // x.shape[0] // x.shape[-1])
-    safe_total = tf.maximum(total, 1e-12)
-    mean = _channel_sum(w * x_stat) / safe_total
-    centered = x_stat - mean
-    variance = _channel_sum(w * tf.square(centered)) / safe_total
+    total weight)."""
+    mean, centered, variance, total = _weighted_moments(tf.cast(x, beta.dtype), sample_weight,
+                                                        _channel_sum)
     inverse = tf.math.rsqrt(variance + epsilon)
     z = centered * inverse + beta
     return tf.cast(tf.where(z > 0, z, alpha * z), x.dtype), mean, variance, inverse, total
@@ -247,10 +201,13 @@ def _bn_prelu_forward(x, sample_weight, beta, alpha, epsilon):
 @tf.function(jit_compile=True)
 def _bn_prelu_backward(dy, x, sample_weight, beta, alpha, mean, inverse, total):
     """Gradient of _bn_prelu_forward's y to (x, beta, alpha), recomputing the normalised
-    input rather than keeping it: PReLU's (dy where z > 0, else alpha * dy) then
-    _weighted_batch_norm's closed form."""
-    w = tf.reshape(sample_weight, [-1] + [1] * (x.shape.rank - 1))
+    input rather than keeping it. PReLU's is dz = dy where z > 0, else alpha * dy; batch
+    norm's in closed form, with x_hat the normalised input, W the total weight and S a sum
+    over all samples and positions (the weighted moments' derivatives; a sample of weight 0
+    still passes dz through the normalisation):
+        dx = rsqrt(variance + epsilon) * (dz - w / W * (S(dz) + x_hat * S(dz * x_hat)))"""
     x_hat = (tf.cast(x, beta.dtype) - mean) * inverse
+    w = _per_sample(sample_weight, x_hat)
     z = x_hat + beta
     dy = tf.cast(dy, beta.dtype)
     dz = tf.where(z > 0, dy, alpha * dy)
@@ -289,16 +246,15 @@ class BatchNorm(keras.layers.Layer):
     no part. The moving statistics follow with `decay` (left as they are when the total weight
     is 0), unless `update_statistics` is False: then the batch statistics normalise and the
     moving ones stay as they are (the reference's selection pass, see train_step.kept_pairs).
-    Inference: the moving statistics. formulation "fast" computes the weighted training
-    pass with its gradient in closed form (_weighted_batch_norm); "conv3d" leaves it to
-    autodiff, as the baseline.
+    Inference: the moving statistics. The training pass here is differentiated by autodiff
+    (the Conv3D baseline, ConvBlock.fuse_training=False); ConvBlock's fast formulation trains
+    through _train_bn_prelu instead, with this layer's variables.
     """
 
-    def __init__(self, decay=0.999, epsilon=1e-3, formulation="fast", **kwargs):
+    def __init__(self, decay=0.999, epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
         self.decay = decay
         self.epsilon = epsilon
-        self.formulation = formulation
 
     def build(self, input_shape):
         channels = (int(input_shape[-1]),)
@@ -330,13 +286,6 @@ class BatchNorm(keras.layers.Layer):
         return self._normalize(x, training, sample_weight, update_statistics)
 
     def _normalize(self, x, training, sample_weight, update_statistics):
-        if training and sample_weight is not None and self.formulation == "fast":
-            y, mean, variance, total = _weighted_batch_norm(x, sample_weight,
-                                                            tf.convert_to_tensor(self.beta),
-                                                            self.epsilon)
-            if update_statistics:
-                self._update_moving(mean, variance, total > 0)
-            return y
         if not training:
             mean, variance = self.moving_mean, self.moving_variance
         elif not update_statistics:
@@ -359,7 +308,8 @@ class BatchNorm(keras.layers.Layer):
 class PReLU(keras.layers.Layer):
     """max(x, 0) + alpha * min(x, 0) with one alpha per channel, starting at 0 (a ReLU).
 
-    formulation "fast": _prelu (gradient in closed form); "conv3d": autodiff, as the baseline.
+    formulation "fast": one select, tf.where(x > 0, x, alpha * x); "conv3d": the reference's
+    relu(x) + alpha * min(x, 0), as the baseline.
     """
 
     def __init__(self, formulation="fast", **kwargs):
@@ -373,7 +323,7 @@ class PReLU(keras.layers.Layer):
 
     def call(self, x):
         if self.formulation == "fast":
-            return _prelu(x, tf.convert_to_tensor(self.alpha))
+            return tf.where(x > 0, x, self.alpha * x)
         return tf.nn.relu(x) + self.alpha * tf.minimum(x, tf.zeros_like(x))
 
 
@@ -386,8 +336,9 @@ class ConvBlock(keras.layers.Layer):
     check run one conv with a bias instead of a conv and three elementwise passes; the same
     outputs up to float rounding. fold_batch_norm=False keeps the two apart (tests, baseline).
     Training in the "fast" formulation runs batch norm and PReLU as one XLA-compiled pass
-    each way (_train_bn_prelu: 1.4x a float32 step, 1.7x a bfloat16 one on a 2-core CPU);
-    fuse_training=False uses the two layers (BatchNorm's closed-form gradient, _prelu).
+    each way (_train_bn_prelu; against the closed-form gradients it replaced, 1.4x a float32
+    step and 1.7x a bfloat16 one on a 2-core CPU);
+    fuse_training=False runs the two layers, differentiated by autodiff (tests compare).
     """
 
     fold_batch_norm = True
@@ -414,7 +365,7 @@ class ConvBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.batch_norm = BatchNorm(
-            decay=batch_norm_decay, formulation=formulation, name="batch_norm",
+            decay=batch_norm_decay, name="batch_norm",
             dtype=self.dtype_policy
         )
         self.activation = PReLU(formulation, name="activation", dtype=self.dtype_policy)
