@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avmatch import checkpoints
+from avmatch import checkpoints, precision
 from avmatch.config import TrainConfig
 from avmatch.input_pipeline import window_batches
 from avmatch.instance import MatchingInstance
@@ -102,6 +102,7 @@ def test_train_script_runs_an_epoch(trained_run, dataset):
     with open(os.path.join(train_dir, "config.json")) as handle:
         config = json.load(handle)
     assert config["batch_size"] == 8 and config["data_dir"] == dataset
+    assert config["precision"] == "auto"  # bfloat16 where the hardware has it
     with open(os.path.join(train_dir, "results.json")) as handle:
         epochs = json.load(handle)["epochs"]
     assert [row["epoch"] for row in epochs] == [1]
@@ -128,6 +129,8 @@ def test_test_script_writes_metrics_and_plots(trained_run, dataset, tmp_path, mo
         assert 0.0 <= metrics[name]["mean"] <= 1.0
     assert metrics["num_pairs"] == 2 * TEST_WINDOWS
     assert metrics["use_moving_average"] is moving_average
+    # test.py's default precision is auto, recorded as what it resolved to on this machine
+    assert metrics["precision"] == precision.resolve("auto")
     scores = (test_dir / "scores.csv").read_text().splitlines()
     assert scores[0] == "label,distance" and len(scores) == 1 + 2 * TEST_WINDOWS
     for name in ("roc.png", "precision_recall.png", "distance_histogram.png"):
