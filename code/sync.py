@@ -5,8 +5,9 @@
     python code/sync.py --video=FOLDER --csv=sync.csv --json=sync.json
 
 Prepares the video as the model's training data was prepared (30 fps, 16 kHz, the dlib mouth
-crop with the model's crop rule, its speech features), scores every 0.3 s window (one every
-0.1 s) against the audio shifted by every offset within +/- --max_offset frames, and prints
+crop with the model's crop rule, its speech features), scores every 0.3 s window (one
+starting at every frame; --window_step=3 for training's 0.1 s hop) against the audio shifted
+by every offset within +/- --max_offset frames, and prints
 the best offset (+ = audio late) in frames and ms, the confidence (median minus minimum of
 the window-averaged distance over the offsets, as SyncNet), the windows used and a verdict
 (avmatch.sync explains each). A folder checks every video in it, prints one table and
@@ -28,6 +29,7 @@ from avprep.cli import UsageError, reported, run
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "code" / "models" / "multispeaker-v1"
 MAX_OFFSET_LIMIT = 90  # 3 s each way: beyond that a clip is rarely long enough to search
+WINDOW_STEP_LIMIT = 9  # one window length: a longer step skips video
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("video", None, "A video file, or a folder whose videos are all checked.")
@@ -35,6 +37,9 @@ flags.DEFINE_string("checkpoint_dir", str(DEFAULT_MODEL), "Trained model: a ship
                     "folder or train.py's --train_dir (its best epoch when it kept one).")
 flags.DEFINE_integer("max_offset", 15, "Offsets searched each way, in video frames at 30 fps "
                      "(15 = 0.5 s).")
+flags.DEFINE_integer("window_step", 1, "Frames between the starts of the windows scored (3 = "
+                     "training's 0.1 s hop: a third of the work, but fewer windows to average "
+                     "on short clips).")
 flags.DEFINE_float("segment_seconds", 0.0, "Also report the offset of each segment of this "
                    "many seconds, so drift in a long video shows (0 = the whole video only).")
 flags.DEFINE_string("json", None, "Write every result (curves, segments, LSE-D/LSE-C) here.")
@@ -52,6 +57,7 @@ class SyncCheckConfig:
     video: str
     checkpoint_dir: str
     max_offset: int
+    window_step: int
     segment_seconds: float
     json: str
     csv: str
@@ -66,10 +72,13 @@ def config_from_flags():
         raise UsageError(f"--video={FLAGS.video} does not exist")
     if not 1 <= FLAGS.max_offset <= MAX_OFFSET_LIMIT:
         raise UsageError(f"--max_offset={FLAGS.max_offset} must be in 1..{MAX_OFFSET_LIMIT}")
+    if not 1 <= FLAGS.window_step <= WINDOW_STEP_LIMIT:
+        raise UsageError(f"--window_step={FLAGS.window_step} must be in 1..{WINDOW_STEP_LIMIT}")
     if not math.isfinite(FLAGS.segment_seconds) or FLAGS.segment_seconds < 0:
         raise UsageError(f"--segment_seconds={FLAGS.segment_seconds} must be a number >= 0")
     return SyncCheckConfig(video=FLAGS.video, checkpoint_dir=FLAGS.checkpoint_dir,
-                           max_offset=FLAGS.max_offset, segment_seconds=FLAGS.segment_seconds,
+                           max_offset=FLAGS.max_offset, window_step=FLAGS.window_step,
+                           segment_seconds=FLAGS.segment_seconds,
                            json=FLAGS.json or "", csv=FLAGS.csv or "", plot=FLAGS.plot or "")
 
 
@@ -136,13 +145,16 @@ def check_video(path, model, config):
     from avprep.sync_input import prepare_video
 
     began = time.monotonic()
-    inputs = prepare_video(path, config.max_offset, model.tracker, model.speech)
+    inputs = prepare_video(path, config.max_offset, model.tracker, model.speech,
+                           window_step=config.window_step)
     distances = sync.offset_distances(model.distances, inputs)
-    result = sync.summarize(distances, inputs.offsets, inputs.fps)
+    result = sync.summarize(distances, inputs.offsets, inputs.fps,
+                            window_step=config.window_step)
     segments = []
     if config.segment_seconds:
         segments = sync.segment_results(distances, inputs.starts, inputs.offsets, inputs.fps,
-                                        config.segment_seconds)
+                                        config.segment_seconds,
+                                        window_step=config.window_step)
     return {"result": result, "segments": segments, "duration": inputs.duration,
             "seconds": time.monotonic() - began}
 
@@ -200,6 +212,7 @@ def json_payload(rows, model, config, lse):
             entry["reason"] = row["reason"]
         videos.append(entry)
     return {"checkpoint": model.checkpoint, "max_offset_frames": config.max_offset,
+            "window_step_frames": config.window_step,
             "sign": "positive offset = audio late", "segment_seconds": config.segment_seconds,
             "videos": videos, "lse": lse}
 

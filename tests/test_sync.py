@@ -37,29 +37,36 @@ def one_error_line(result):
     return errors[0]
 
 
-def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample():
+@pytest.mark.parametrize("window_step", [1, 3])
+def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(window_step):
     rng = np.random.default_rng(0)
     seconds, max_offset = 3.0, 15
     audio = rng.normal(size=int(seconds * SAMPLE_RATE)).astype(np.float32)
     frames = int(seconds * FPS)
     crops = rng.integers(0, 256, (frames, 60, 100), dtype=np.uint8)
-    inputs = sync_input.sync_inputs(crops, np.ones(frames, bool), audio, max_offset)
+    inputs = sync_input.sync_inputs(crops, np.ones(frames, bool), audio, max_offset,
+                                    window_step=window_step)
     config = SpeechFeatureConfig()
     step = config.frame_samples
     # one feature computation per distinct sub-frame shift: 0, 213 and 107 samples at 30 fps
     assert len(inputs.features) == 3
+    assert np.all(np.diff(inputs.starts) == window_step)
     index = np.arange(inputs.num_windows)
     cube_starts = inputs.speech_starts(index)
-    shifts = sync_input.audio_shifts(inputs.offsets, FPS, SAMPLE_RATE)
-    rest = np.mod(shifts, step)
-    first_sample = rest[None, :] + cube_starts * step
-    expected = (np.round(inputs.starts * SAMPLE_RATE / FPS).astype(np.int64)[:, None]
-                + np.round(inputs.offsets * SAMPLE_RATE / FPS).astype(np.int64)[None, :])
+    which = inputs.speech_feature_index(index)
+    rests = sorted({0, 213, 107})
+    rest = np.asarray(rests)[which]
+    first_sample = rest + cube_starts * step
+    expected = np.round((inputs.starts[:, None] + inputs.offsets[None, :]) * SAMPLE_RATE
+                        / FPS).astype(np.int64)
     np.testing.assert_array_equal(first_sample, expected)
+    if window_step == 3:  # the training hop: at offset 0 exactly the training cube
+        np.testing.assert_array_equal(cube_starts[:, max_offset], inputs.starts * 5 // 3)
     speech = inputs.speech_cubes(index)
     assert speech.shape == (inputs.num_windows, 2 * max_offset + 1, 15, 40, 3)
-    for w, k in [(0, 0), (3, 5), (inputs.num_windows - 1, 2 * max_offset)]:
-        direct = speech_features(audio[rest[k]:], config)[cube_starts[w, k]:cube_starts[w, k] + 15]
+    for w, k in [(0, 0), (3, 5), (4, 6), (inputs.num_windows - 1, 2 * max_offset)]:
+        direct = speech_features(audio[rest[w, k]:], config)[cube_starts[w, k]:
+                                                             cube_starts[w, k] + 15]
         np.testing.assert_array_equal(speech[w, k], direct)
     np.testing.assert_array_equal(inputs.mouth_cubes(index[:2])[1], crops[inputs.starts[1]:
                                                                            inputs.starts[1] + 9])
@@ -71,13 +78,15 @@ def test_only_windows_usable_at_every_offset_and_fully_tracked_are_kept():
     audio = np.random.default_rng(1).normal(size=int(seconds * SAMPLE_RATE))
     active = np.ones(frames, bool)
     crops = np.zeros((frames, 60, 100), np.uint8)
-    inputs = sync_input.sync_inputs(crops, active, audio, 15)
+    inputs = sync_input.sync_inputs(crops, active, audio, 15, window_step=3)
     # -15 frames = -8000 samples = 25 speech frames before the window: its start s >= 15;
     # +15 frames: 25 frames after, within the 150 of the clip: 5 s / 3 + 40 <= 150, s <= 66
     np.testing.assert_array_equal(inputs.starts, np.arange(15, 67, 3))
+    np.testing.assert_array_equal(sync_input.sync_inputs(crops, active, audio, 15).starts,
+                                  np.arange(15, 67))
     active[30] = False
     inputs = sync_input.sync_inputs(crops, active, audio, 15)
-    assert not set(inputs.starts) & {24, 27, 30} and {21, 33} <= set(inputs.starts)
+    assert not set(inputs.starts) & set(range(22, 31)) and {21, 31} <= set(inputs.starts)
     too_short = int(sync_input.needed_seconds(15) * SAMPLE_RATE) - 1
     assert sync_input.sync_inputs(crops, np.ones(frames, bool), audio[:too_short],
                                   15).num_windows == 0
@@ -87,18 +96,20 @@ def test_summary_confidence_verdicts_segments_and_lse():
     offsets = np.arange(-3, 4)
     curve = np.array([5.0, 5.0, 5.0, 5.0, 2.0, 5.0, 6.0])  # minimum at +1 frame
     distances = np.tile(curve, (10, 1)) + np.linspace(0, 1, 10)[:, None]
-    thresholds = sync.VerdictThresholds(min_confidence=1.0, in_sync_frames=1, min_windows=5)
-    result = sync.summarize(distances, offsets, FPS, thresholds)
+    thresholds = sync.VerdictThresholds(min_confidence=1.0, in_sync_frames=1, min_seconds=0.5)
+    result = sync.summarize(distances, offsets, FPS, thresholds, window_step=3)
     assert (result.best_offset_frames, result.num_windows) == (1, 10)
     assert result.best_offset_ms == pytest.approx(1000.0 / 30.0)
     assert result.min_distance == pytest.approx(2.5)
     assert result.confidence == pytest.approx(3.0)  # median 5.5 - minimum 2.5
     assert result.verdict == sync.IN_SYNC
-    assert sync.summarize(distances, offsets, FPS).verdict == sync.CANNOT_TELL  # < 20 windows
-    assert sync.verdict(3, 2.0, 10, FPS, thresholds) == "out of sync by +100 ms (audio late)"
-    assert sync.verdict(-6, 2.0, 10, FPS, thresholds) == "out of sync by -200 ms (audio early)"
-    assert sync.verdict(3, 0.5, 10, FPS, thresholds) == sync.CANNOT_TELL
-    assert sync.verdict(3, 2.0, 4, FPS, thresholds) == sync.CANNOT_TELL
+    assert sync.summarize(distances, offsets, FPS).verdict == sync.CANNOT_TELL  # < 2 s
+    # 10 windows a frame apart cover 1/3 s, less than 0.5 s (at the 0.1 s hop above: 1 s)
+    assert sync.summarize(distances, offsets, FPS, thresholds).verdict == sync.CANNOT_TELL
+    assert sync.verdict(3, 2.0, 1.0, FPS, thresholds) == "out of sync by +100 ms (audio late)"
+    assert sync.verdict(-6, 2.0, 1.0, FPS, thresholds) == "out of sync by -200 ms (audio early)"
+    assert sync.verdict(3, 0.5, 1.0, FPS, thresholds) == sync.CANNOT_TELL
+    assert sync.verdict(3, 2.0, 0.4, FPS, thresholds) == sync.CANNOT_TELL
     starts = np.arange(10) * 3  # windows every 0.1 s: 0.0 .. 0.9 s
     segments = sync.segment_results(distances, starts, offsets, FPS, 0.5)
     assert [(a, b, r.num_windows) for a, b, r in segments] == [(0.0, 0.5, 5), (0.5, 1.0, 5)]
@@ -140,6 +151,7 @@ def test_video_without_audio_is_one_error_line(blank_model, tmp_path):
 def test_bad_flags_and_missing_model_are_one_error_line(tmp_path):
     video = grey_video(tmp_path / "clip.mp4")
     assert "--max_offset" in one_error_line(run_sync(f"--video={video}", "--max_offset=0"))
+    assert "--window_step" in one_error_line(run_sync(f"--video={video}", "--window_step=0"))
     line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={tmp_path}"))
     assert "no checkpoint" in line
 
@@ -193,7 +205,8 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
         assert abs(found["best_offset_frames"] - expected) <= 1, (offset, found)
         assert found["num_windows"] >= 20 and found["confidence"] > 0
         assert found["verdict"] == sync.verdict(found["best_offset_frames"],
-                                                found["confidence"], found["num_windows"], FPS)
+                                                found["confidence"],
+                                                found["num_windows"] / FPS, FPS)
     assert videos["speaker30_audio+0ms.mp4"]["verdict"] in (sync.IN_SYNC, sync.CANNOT_TELL)
     assert payload["lse"]["videos"] == len(OFFSETS_MS)
     assert (tmp_path / "sync.csv").read_text().count("\n") == len(OFFSETS_MS) + 2

@@ -1,7 +1,7 @@
 """The sync check: how far a video's audio is shifted against its lips, and how sure that is.
 
-The data side (avprep.sync_input.SyncInputs) gives W windows of 0.3 s (one every 0.1 s whose
-9 frames all show a mouth) and, for each audio offset k in [-max_offset, +max_offset] video
+The data side (avprep.sync_input.SyncInputs) gives W windows of 0.3 s (one every
+`window_step` frames, 1 by default, whose 9 frames all show a mouth) and, for each audio offset k in [-max_offset, +max_offset] video
 frames, the speech cube each window is compared with: the audio at time (s + k) / fps for a
 window starting at frame s. Sign convention: positive offset = audio late (the sound of a
 lip movement at time t is heard at t + offset). Here every window is scored at every offset
@@ -17,13 +17,14 @@ SyncNet's SyncNetInstance.evaluate does for its network:
                       others. A flat curve (no face/voice relation, silence, a dubbed voice)
                       gives a confidence near 0 whatever the best offset is.
 
-Verdict (VerdictThresholds): "cannot tell" when fewer than `min_windows` windows were usable
-or the confidence is below `min_confidence`; else "in sync" when the best offset is within
-`in_sync_frames` (one frame, the method's resolution; 33 ms also lies within EBU R37's
-tolerance of 40 ms audio early / 60 ms audio late, two frames would not); else "out of sync
-by N ms" (signed: + = audio late). The defaults were measured with a model trained like the
-shipped one (README, "Sync check"): with the audio of *another* video, 14 of 14 checks of
-held-out speakers gave a confidence below 8 or fewer than 20 windows, and so do the checks
+Verdict (VerdictThresholds): "cannot tell" when the usable windows' starts cover less than
+`min_seconds` of video (W * window_step / fps) or the confidence is below
+`min_confidence`; else "in sync" when the best offset is within `in_sync_frames` (one
+frame, the method's resolution; 33 ms also lies within EBU R37's tolerance of 40 ms audio
+early / 60 ms audio late, two frames would not); else "out of sync by N ms" (signed: + =
+audio late). The defaults were measured with a model trained like the shipped one, windows
+every 0.1 s (README, "Sync check"): with the audio of *another* video, 14 of 14 checks of
+held-out speakers gave a confidence below 8 or fewer than 20 windows (2 s), and so do the checks
 that failed at the edge of the search range (confidence 1.4 to 5.0), while the correct audio
 of held-out speakers gave a median confidence of 12.5.
 
@@ -55,11 +56,12 @@ class VerdictThresholds:
 
     min_confidence: smallest confidence (distance units of the model) for a verdict;
     in_sync_frames: largest |best offset| in frames still called in sync;
-    min_windows: fewest usable windows for a verdict.
+    min_seconds: least video the usable windows' starts must cover for a verdict
+    (W * window_step / fps; 2.0 = the 20 windows at training's 0.1 s hop it was measured at).
     """
     min_confidence: float = 8.0
     in_sync_frames: int = 1
-    min_windows: int = 20
+    min_seconds: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +126,10 @@ def offset_distances(distances, inputs, windows_per_batch=32):
     return np.concatenate(rows)
 
 
-def verdict(best_offset_frames, confidence, num_windows, fps, thresholds=VerdictThresholds()):
-    """The verdict string for a best offset (frames), confidence and number of windows."""
-    if num_windows < thresholds.min_windows or confidence < thresholds.min_confidence:
+def verdict(best_offset_frames, confidence, window_seconds, fps, thresholds=VerdictThresholds()):
+    """The verdict string for a best offset (frames), confidence and the seconds of video
+    the windows' starts cover (num_windows * window_step / fps)."""
+    if window_seconds < thresholds.min_seconds or confidence < thresholds.min_confidence:
         return CANNOT_TELL
     if abs(best_offset_frames) <= thresholds.in_sync_frames:
         return IN_SYNC
@@ -134,8 +137,9 @@ def verdict(best_offset_frames, confidence, num_windows, fps, thresholds=Verdict
     return f"out of sync by {best_offset_frames * 1000.0 / fps:+.0f} ms ({direction})"
 
 
-def summarize(distances, offsets, fps, thresholds=VerdictThresholds()):
-    """SyncResult of float (W, K) window distances at int (K,) offsets (W >= 1)."""
+def summarize(distances, offsets, fps, thresholds=VerdictThresholds(), window_step=1):
+    """SyncResult of float (W, K) window distances at int (K,) offsets (W >= 1) of windows
+    one every `window_step` frames."""
     distances = np.asarray(distances, np.float64)
     if distances.ndim != 2 or distances.shape[0] == 0:
         raise ValueError(f"need distances of shape (W >= 1, K), got {distances.shape}")
@@ -147,12 +151,13 @@ def summarize(distances, offsets, fps, thresholds=VerdictThresholds()):
                       best_offset_frames=best_frames, best_offset_ms=best_frames * 1000.0 / fps,
                       min_distance=float(mean[best]), confidence=confidence,
                       num_windows=int(distances.shape[0]),
-                      verdict=verdict(best_frames, confidence, distances.shape[0], fps,
-                                      thresholds), fps=float(fps))
+                      verdict=verdict(best_frames, confidence,
+                                      distances.shape[0] * window_step / fps, fps, thresholds),
+                      fps=float(fps))
 
 
 def segment_results(distances, starts, offsets, fps, segment_seconds,
-                    thresholds=VerdictThresholds()):
+                    thresholds=VerdictThresholds(), window_step=1):
     """Per-segment SyncResults, so drift over a long video shows.
 
     distances: float (W, K); starts: int (W,) first frame of each window; segment i holds the
@@ -163,7 +168,8 @@ def segment_results(distances, starts, offsets, fps, segment_seconds,
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
     segment = np.floor(np.asarray(starts) / fps / segment_seconds).astype(np.int64)
     return [(float(i * segment_seconds), float((i + 1) * segment_seconds),
-             summarize(np.asarray(distances)[segment == i], offsets, fps, thresholds))
+             summarize(np.asarray(distances)[segment == i], offsets, fps, thresholds,
+                       window_step))
             for i in np.unique(segment)]
 
 

@@ -3,15 +3,15 @@ speech cube each window is compared with (the model side, avmatch.sync, measures
 
 Offsets are whole video frames k in [-max_offset, +max_offset]; positive k = audio late
 (the sound of a lip movement at time t is heard at t + k / fps). Window w starts at video
-frame s_w, a multiple of the 0.1 s hop (3 frames at 30 fps), so s_w / fps is a whole number
-j_w of 20 ms speech frames (j_w = 5 s_w / 3) and its speech cube at offset 0 is frames
-[j_w, j_w + 15) of the clip's features, as in training. At offset k the cube must start at
-time (s_w + k) / fps, which is not a whole speech frame (1/30 s = 1.67 frames), so the audio
-is shifted by d_k = round(k * sample_rate / fps) samples: with d_k = q_k * step + r_k
-(step = 320 samples, 0 <= r_k < step), the cube is frames [j_w + q_k, j_w + q_k + 15) of
-the features of audio[r_k:]. Those features are computed once per distinct r_k (three at
-30 fps and 16 kHz) and each covers the clip, so every cube starts within half a sample of
-its exact time and is normalised over (almost) the same audio as in training.
+frame s_w (one every `window_step` frames; 1 by default, where training takes one every
+0.1 s) and its speech cube at offset k must start at time (s_w + k) / fps, as in training
+for k = 0. That is seldom a whole 20 ms speech frame (1/30 s = 1.67 frames), so the audio
+is shifted by d = round((s_w + k) * sample_rate / fps) samples: with d = q * step + r
+(step = 320 samples, 0 <= r < step), the cube is frames [q, q + 15) of the features of
+audio[r:]. Those features are computed once per distinct r (three at 30 fps and 16 kHz)
+and each covers the clip, so every cube starts within half a sample of its exact time and
+is normalised over (almost) the same audio as in training. For a window starting at a
+multiple of 3 frames and k = 0 this is exactly the training cube.
 
 A window is used when its 9 frames all have a mouth and its speech cube lies inside the clip
 at *every* offset, so each offset averages the same windows.
@@ -34,8 +34,9 @@ class SyncInputs:
     crops: uint8 (N, 60, 100) mouth crops at fps; starts: int64 (W,) first frame of each
     usable window; offsets: int64 (K,) audio offsets in video frames (ascending);
     features: tuple of float32 (T_i, F, C) speech features of the clip, one per distinct
-    sub-frame shift; feature_index: int64 (K,) which of `features` offset k reads;
-    frame_shift: int64 (K,) q_k, its shift in whole speech frames; fps: video frame rate;
+    sub-frame shift. The cube of window start s at offset k is looked up by its total shift
+    t = s + k frames, at index t - first_shift of feature_index (which of `features`) and
+    frame_start (its first speech frame there), both int64 (L,); fps: video frame rate;
     active_frames: frames with a mouth; duration: seconds of video.
     """
     crops: np.ndarray
@@ -43,7 +44,8 @@ class SyncInputs:
     offsets: np.ndarray
     features: tuple
     feature_index: np.ndarray
-    frame_shift: np.ndarray
+    frame_start: np.ndarray
+    first_shift: int
     fps: float
     active_frames: int
     duration: float
@@ -54,14 +56,22 @@ class SyncInputs:
 
     @property
     def window(self):
-        """The pairs.WindowConfig of the windows (9 frames, 15 speech frames, 0.1 s hop)."""
+        """The pairs.WindowConfig of the windows (9 frames, 15 speech frames)."""
         return pairs.WindowConfig(fps=self.fps)
+
+    def _shift_index(self, window_index):
+        """int64 (len, K): index of each window's total shift at each offset."""
+        total = self.starts[window_index][:, None] + self.offsets[None, :]
+        return total - self.first_shift
 
     def speech_starts(self, window_index):
         """int64 (len, K): first frame of each window's speech cube at each offset, in the
-        feature array of that offset (features[feature_index[k]])."""
-        base = pairs.speech_start(self.starts[window_index], self.window)
-        return np.asarray(base)[:, None] + self.frame_shift[None, :]
+        feature array it reads (speech_feature_index)."""
+        return self.frame_start[self._shift_index(window_index)]
+
+    def speech_feature_index(self, window_index):
+        """int64 (len, K): which of `features` each window's cube at each offset reads."""
+        return self.feature_index[self._shift_index(window_index)]
 
     def mouth_cubes(self, window_index):
         """uint8 (len, 9, 60, 100): the mouth cubes of windows `window_index` (int (len,))."""
@@ -72,19 +82,20 @@ class SyncInputs:
         """float32 (len, K, 15, F, C): each window's speech cube at every offset."""
         length = self.window.speech_frames
         starts = self.speech_starts(window_index)
+        which = self.speech_feature_index(window_index)
         return np.stack([
-            np.stack([self.features[self.feature_index[k]][a:a + length]
-                      for k, a in enumerate(row)]) for row in starts])
+            np.stack([self.features[i][a:a + length] for i, a in zip(which_row, row)])
+            for which_row, row in zip(which, starts)])
 
 
 def audio_shifts(offsets, fps, sample_rate):
-    """int64 (K,): samples the audio is shifted by for each offset (int (K,) video frames),
+    """int64 (L,): samples the audio is shifted by for each shift (int (L,) video frames),
     round(k * sample_rate / fps)."""
     return np.round(np.asarray(offsets, np.float64) * sample_rate / fps).astype(np.int64)
 
 
 def split_shifts(shifts, step):
-    """(q int64 (K,), r int64 (K,)) with shifts = q * step + r and 0 <= r < step."""
+    """(q int64 (L,), r int64 (L,)) with shifts = q * step + r and 0 <= r < step."""
     shifts = np.asarray(shifts, np.int64)
     return np.floor_divide(shifts, step), np.mod(shifts, step)
 
@@ -92,9 +103,9 @@ def split_shifts(shifts, step):
 def shifted_features(audio, rests, config):
     """Speech features of audio[r:] for each distinct sub-frame shift r, computed once each.
 
-    audio: float (S,) mono at config.sample_rate; rests: int (K,) shifts in samples within
+    audio: float (S,) mono at config.sample_rate; rests: int (L,) shifts in samples within
     one speech frame (split_shifts). Returns (features: tuple of float32 (T_i, F, C);
-    feature_index: int64 (K,), which of them offset k reads; whole_frames: int64 per
+    feature_index: int64 (L,), which of them each shift reads; whole_frames: int64 per
     features, its frames that hold no padding (the last frame of a clip is zero-padded)).
     """
     distinct = sorted(set(np.asarray(rests).tolist()))
@@ -107,44 +118,53 @@ def shifted_features(audio, rests, config):
     return features, feature_index, whole_frames
 
 
-def usable_starts(active, feature_lengths, feature_index, frame_shift, fps=FPS):
-    """int64 (W,): starts of the windows (every 0.1 s) whose frames all have a mouth and
-    whose speech cube lies inside the features at every offset.
+def usable_starts(active, feature_lengths, inputs_lookup, offsets, window_step, fps=FPS):
+    """int64 (W,): starts of the windows (one every `window_step` frames) whose frames all
+    have a mouth and whose speech cube lies inside the features at every offset.
 
     active: bool (N,) per video frame; feature_lengths: int, usable frames of each feature
-    array (whole_frames of shifted_features); feature_index, frame_shift: int (K,), which
-    array and what shift in whole frames each offset uses.
+    array (whole_frames of shifted_features); inputs_lookup: (feature_index, frame_start,
+    first_shift) as in SyncInputs; offsets: int (K,).
     """
+    feature_index, frame_start, first_shift = inputs_lookup
     config = pairs.WindowConfig(fps=fps)
-    starts = pairs.window_starts(len(active), np.iinfo(np.int64).max, config)
+    starts = np.arange(0, max(0, len(active) - config.window_frames + 1), window_step,
+                       dtype=np.int64)
     starts = starts[pairs.fully_active(active, starts, config)]
-    first = pairs.speech_start(starts, config)
-    lengths = np.asarray(feature_lengths, np.int64)[np.asarray(feature_index)]
-    cube_start = np.asarray(first)[:, None] + np.asarray(frame_shift)[None, :]
-    inside = (cube_start >= 0) & (cube_start + config.speech_frames <= lengths[None, :])
-    return starts[inside.all(axis=1)].astype(np.int64)
+    index = starts[:, None] + np.asarray(offsets, np.int64)[None, :] - first_shift
+    cube_start = np.asarray(frame_start)[index]
+    lengths = np.asarray(feature_lengths, np.int64)[np.asarray(feature_index)[index]]
+    inside = (cube_start >= 0) & (cube_start + config.speech_frames <= lengths)
+    return starts[inside.all(axis=1)]
 
 
 def sync_inputs(crops, active, audio, max_offset, speech_config=SpeechFeatureConfig(),
-                fps=FPS):
+                fps=FPS, window_step=1):
     """SyncInputs of one video from its tracked mouth and its audio.
 
     crops: uint8 (N, 60, 100); active: bool (N,); audio: float (S,) mono at
     speech_config.sample_rate, sample 0 at the time of frame 0; max_offset: frames searched
-    each way.
+    each way; window_step: frames between window starts (3 = training's 0.1 s hop).
     """
     if max_offset < 0:
         raise ValueError(f"max_offset must not be negative, got {max_offset}")
+    if window_step < 1:
+        raise ValueError(f"window_step must be at least 1 frame, got {window_step}")
     offsets = np.arange(-max_offset, max_offset + 1, dtype=np.int64)
-    shifts = audio_shifts(offsets, fps, speech_config.sample_rate)
-    frame_shift, rests = split_shifts(shifts, speech_config.frame_samples)
+    window_frames = pairs.WindowConfig(fps=fps).window_frames
+    first_shift = -max_offset
+    total_shifts = np.arange(first_shift,
+                             max(len(active) - window_frames, 0) + max_offset + 1)
+    shifts = audio_shifts(total_shifts, fps, speech_config.sample_rate)
+    frame_start, rests = split_shifts(shifts, speech_config.frame_samples)
     features, feature_index, whole_frames = shifted_features(audio, rests, speech_config)
-    starts = usable_starts(active, whole_frames, feature_index, frame_shift, fps)
+    starts = usable_starts(active, whole_frames, (feature_index, frame_start, first_shift),
+                           offsets, window_step, fps)
     active = np.asarray(active, bool)
     return SyncInputs(crops=np.asarray(crops, np.uint8), starts=starts, offsets=offsets,
-                      features=features, feature_index=feature_index, frame_shift=frame_shift,
-                      fps=float(fps), active_frames=int(active.sum()),
-                      duration=len(active) / float(fps))
+                      features=features, feature_index=feature_index, frame_start=frame_start,
+                      first_shift=first_shift, fps=float(fps),
+                      active_frames=int(active.sum()), duration=len(active) / float(fps))
 
 
 def needed_seconds(max_offset, fps=FPS):
@@ -154,8 +174,9 @@ def needed_seconds(max_offset, fps=FPS):
 
 
 def prepare_video(path, max_offset, tracker=None, speech_config=SpeechFeatureConfig(),
-                  fps=FPS):
-    """Decodes and tracks the video at `path` and returns its SyncInputs.
+                  fps=FPS, window_step=1):
+    """Decodes and tracks the video at `path` and returns its SyncInputs (windows one every
+    `window_step` frames).
 
     tracker: the MouthTracker with the crop rule the model was trained with (a new
     reference-rule tracker when None). Raises ValueError, with the reason, for a file that
@@ -171,7 +192,7 @@ def prepare_video(path, max_offset, tracker=None, speech_config=SpeechFeatureCon
     if not track.active.any():
         raise ValueError(f"{path}: no face found in any frame")
     inputs = sync_inputs(track.crops, track.active, decoded.audio, max_offset, speech_config,
-                         fps)
+                         fps, window_step)
     if inputs.num_windows == 0:
         raise ValueError(
             f"{path}: no usable window ({decoded.duration:.2f} s, a mouth in "
