@@ -104,16 +104,17 @@ class Model:
     checkpoint: str
     tracker: object
     speech: object
+    thresholds: object
 
 
 def load_model(checkpoint_dir):
     """The towers of checkpoint_dir's checkpoint to score, the mouth tracker with its crop
-    rule and its speech feature settings (config.json "features"); UsageError when any is
-    missing or unusable."""
+    rule, its speech feature settings (config.json "features") and its verdict thresholds
+    (avmatch.sync.read_thresholds); UsageError when any is missing or unusable."""
     from avmatch import checkpoints
     from avmatch.config import read_saved_run
     from avmatch.instance import MatchingInstance
-    from avmatch.sync import distance_function
+    from avmatch.sync import distance_function, read_thresholds
     from avprep.mouth_tracking import MissingModelError, MouthTracker
     from avprep.records import SPEECH_FRAMES
     from avprep.speech_features import SpeechFeatureConfig
@@ -127,6 +128,7 @@ def load_model(checkpoint_dir):
         saved = read_saved_run(checkpoint_dir)
         features = saved.features or {}
         speech = SpeechFeatureConfig(**(features.get("speech") or {}))
+        thresholds = read_thresholds(checkpoint_dir)
     border_fraction = (features.get("crop") or {}).get("border_fraction")
     speech_shape = (SPEECH_FRAMES, speech.num_features, speech.num_channels)
     instance = MatchingInstance.create(saved.train.model_speech_name,
@@ -134,7 +136,7 @@ def load_model(checkpoint_dir):
     with reported(checkpoints.CheckpointError, MissingModelError):
         checkpoints.restore_towers(path, instance)
         tracker = MouthTracker(border_fraction=border_fraction)
-    return Model(distance_function(instance, speech_shape), path, tracker, speech)
+    return Model(distance_function(instance, speech_shape), path, tracker, speech, thresholds)
 
 
 def check_video(path, model, config):
@@ -148,13 +150,13 @@ def check_video(path, model, config):
     inputs = prepare_video(path, config.max_offset, model.tracker, model.speech,
                            window_step=config.window_step)
     distances = sync.offset_distances(model.distances, inputs)
-    result = sync.summarize(distances, inputs.offsets, inputs.fps,
-                            window_step=config.window_step)
+    result = sync.summarize(distances, inputs.offsets, inputs.fps, model.thresholds,
+                            config.window_step)
     segments = []
     if config.segment_seconds:
         segments = sync.segment_results(distances, inputs.starts, inputs.offsets, inputs.fps,
-                                        config.segment_seconds,
-                                        window_step=config.window_step)
+                                        config.segment_seconds, model.thresholds,
+                                        config.window_step)
     return {"result": result, "segments": segments, "duration": inputs.duration,
             "seconds": time.monotonic() - began}
 
@@ -213,6 +215,7 @@ def json_payload(rows, model, config, lse):
         videos.append(entry)
     return {"checkpoint": model.checkpoint, "max_offset_frames": config.max_offset,
             "window_step_frames": config.window_step,
+            "thresholds": dataclasses.asdict(model.thresholds),
             "sign": "positive offset = audio late", "segment_seconds": config.segment_seconds,
             "videos": videos, "lse": lse}
 

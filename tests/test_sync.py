@@ -6,6 +6,7 @@ synthetic videos, about a minute and a half on a 2-core CPU): it must recover au
 of -200..+200 ms of an unseen demo speaker within one frame.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,17 @@ def test_summary_confidence_verdicts_segments_and_lse():
     assert lse == {"lse_d": pytest.approx(1.75), "lse_c": pytest.approx(2.5), "videos": 2}
 
 
+def test_a_model_folder_may_carry_its_own_thresholds(tmp_path):
+    assert sync.read_thresholds(str(tmp_path)) == sync.VerdictThresholds()
+    path = tmp_path / sync.THRESHOLDS_NAME
+    path.write_text(json.dumps({"min_confidence": 12.5, "note": "measured on ..."}))
+    assert sync.read_thresholds(str(tmp_path)) == sync.VerdictThresholds(min_confidence=12.5)
+    for bad in ("[1, 2]", '{"min_confidence": "high"}', '{"min_windows": 20}', "{"):
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=sync.THRESHOLDS_NAME):
+            sync.read_thresholds(str(tmp_path))
+
+
 @pytest.fixture(scope="module")
 def blank_model(tmp_path_factory):
     """Untrained towers saved as a model folder: enough for the checks that fail early."""
@@ -140,6 +152,15 @@ def test_video_without_a_face_is_one_error_line(blank_model, tmp_path):
     video = grey_video(tmp_path / "wall.mp4")
     line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={blank_model}"))
     assert "no face found in any frame" in line and "wall.mp4" in line
+
+
+def test_unusable_thresholds_file_is_one_error_line(blank_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(blank_model, model)
+    (model / sync.THRESHOLDS_NAME).write_text('{"min_confidence": -1}')
+    line = one_error_line(run_sync(f"--video={grey_video(tmp_path / 'clip.mp4')}",
+                                   f"--checkpoint_dir={model}"))
+    assert sync.THRESHOLDS_NAME in line and ">= 0" in line
 
 
 def test_video_without_audio_is_one_error_line(blank_model, tmp_path):
@@ -197,6 +218,9 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LSE-D=" in result.stdout and "mute.mp4" in result.stdout
     payload = json.loads(report.read_text())
+    assert payload["window_step_frames"] == 1
+    assert payload["thresholds"] == {"min_confidence": 8.0, "in_sync_frames": 1,
+                                     "min_seconds": 2.0}
     videos = {Path(v["video"]).name: v for v in payload["videos"]}
     assert videos["mute.mp4"]["status"] == "skipped"
     for offset in OFFSETS_MS:

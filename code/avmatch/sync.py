@@ -26,7 +26,8 @@ audio late). The defaults were measured with a model trained like the shipped on
 every 0.1 s (README, "Sync check"): with the audio of *another* video, 14 of 14 checks of
 held-out speakers gave a confidence below 8 or fewer than 20 windows (2 s), and so do the checks
 that failed at the edge of the search range (confidence 1.4 to 5.0), while the correct audio
-of held-out speakers gave a median confidence of 12.5.
+of held-out speakers gave a median confidence of 12.5. They belong to one model's distance
+scale: a model folder may carry its own, measured for it (read_thresholds).
 
 Lip-sync metrics of talking-face generation papers, over a set of videos (lse_metrics):
   LSE-D  mean over videos of the minimum distance (lower = lips and audio match better);
@@ -37,6 +38,8 @@ so the figures compare videos checked with the same model only, never with SyncN
 (about 6-8 on real video) or LSE-C (about 6-8).
 """
 import dataclasses
+import json
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +65,32 @@ class VerdictThresholds:
     min_confidence: float = 8.0
     in_sync_frames: int = 1
     min_seconds: float = 2.0
+
+
+THRESHOLDS_NAME = "sync_thresholds.json"  # a model folder's own VerdictThresholds
+
+
+def read_thresholds(model_dir):
+    """The VerdictThresholds measured for the model in `model_dir` (its THRESHOLDS_NAME: a
+    JSON object of VerdictThresholds' fields, plus an optional "note" string saying how they
+    were measured); the defaults when the folder has none. ValueError when the file is not
+    such an object."""
+    path = os.path.join(model_dir, THRESHOLDS_NAME)
+    if not os.path.exists(path):
+        return VerdictThresholds()
+    with open(path) as handle:
+        try:
+            payload = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    fields = [field.name for field in dataclasses.fields(VerdictThresholds)]
+    if not isinstance(payload, dict) or set(payload) - set(fields) - {"note"}:
+        raise ValueError(f"{path} must be a JSON object of {', '.join(fields)} (and a note)")
+    values = {key: payload[key] for key in fields if key in payload}
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool)
+               and value >= 0 for value in values.values()):
+        raise ValueError(f"{path}: every threshold must be a number >= 0, got {values}")
+    return dataclasses.replace(VerdictThresholds(), **values)
 
 
 @dataclasses.dataclass(frozen=True)
