@@ -100,17 +100,26 @@ class SavedRun:
     features: Optional[dict] = None
 
 
-def read_saved_run(train_dir):
-    """The SavedRun of TRAIN_DIR/config.json, the one reader of that file; the defaults
-    when the folder has none (e.g. bare towers). ValueError when it is not a JSON object."""
-    path = os.path.join(train_dir, RUN_CONFIG_NAME)
+def read_json_object(path, holds):
+    """The dict in the JSON file at `path`, None when there is no such file; ValueError when
+    it is not valid JSON or not an object (`holds` says what it should hold)."""
     if not os.path.exists(path):
-        return SavedRun()
+        return None
     with open(path) as handle:
         try:
             payload = json.load(handle)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(payload, dict):
-        raise ValueError(f"{path} does not hold a training configuration")
+        raise ValueError(f"{path} does not hold {holds}")
+    return payload
+
+
+def read_saved_run(train_dir):
+    """The SavedRun of TRAIN_DIR/config.json, the one reader of that file; the defaults
+    when the folder has none (e.g. bare towers). ValueError when it is not a JSON object."""
+    payload = read_json_object(os.path.join(train_dir, RUN_CONFIG_NAME),
+                               "a training configuration")
+    if payload is None:
+        return SavedRun()
     return SavedRun(train_config_from_dict(payload), payload.get("features"))

@@ -38,7 +38,6 @@ so the figures compare videos checked with the same model only, never with SyncN
 (about 6-8 on real video) or LSE-C (about 6-8).
 """
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -46,6 +45,7 @@ import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from avmatch.config import read_json_object
 from avmatch.instance import l2_distances
 from avprep.atomic import atomic_write
 from avprep.records import MOUTH_SHAPE
@@ -76,15 +76,11 @@ def read_thresholds(model_dir):
     were measured); the defaults when the folder has none. ValueError when the file is not
     such an object."""
     path = os.path.join(model_dir, THRESHOLDS_NAME)
-    if not os.path.exists(path):
+    payload = read_json_object(path, "verdict thresholds")
+    if payload is None:
         return VerdictThresholds()
-    with open(path) as handle:
-        try:
-            payload = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
     fields = [field.name for field in dataclasses.fields(VerdictThresholds)]
-    if not isinstance(payload, dict) or set(payload) - set(fields) - {"note"}:
+    if set(payload) - set(fields) - {"note"}:
         raise ValueError(f"{path} must be a JSON object of {', '.join(fields)} (and a note)")
     values = {key: payload[key] for key in fields if key in payload}
     if not all(isinstance(value, (int, float)) and not isinstance(value, bool)
