@@ -6,7 +6,8 @@ Writes into --output_dir (made anew through a temporary folder, so an interrupte
 the old model or the new one, never half of each): the towers of the run's best epoch
 (CHECKPOINT_DIR/best, else its newest checkpoint) without optimiser state, and config.json
 with the run's settings and the dataset features the model expects (its data_dir cleared:
-the training dataset is not part of the model). The model card is written by hand beside it.
+the training dataset is not part of the model). The model card, its test metrics and its
+sync thresholds are written by hand beside it and kept when the folder is shipped again.
 """
 import os
 import shutil
@@ -19,7 +20,7 @@ from avprep.cli import UsageError, reported, run
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "train.py's --train_dir of the run to ship.")
 flags.DEFINE_string("output_dir", None, "Model folder to write (replaced whole).")
-KEEP = ("MODEL_CARD.md", "test_metrics.json")
+KEEP = ("MODEL_CARD.md", "test_metrics.json", "sync_thresholds.json")  # written by hand
 
 
 def ship(run_dir, output_dir):
