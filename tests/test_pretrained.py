@@ -11,7 +11,7 @@ from avmatch.instance import MatchingInstance
 from avprep import demo_data
 from test_checkpoints_and_cli import REPO, assert_one_line_error, run_script, write_dataset
 
-MODEL = REPO / "code" / "models" / "multispeaker-v1"
+MODEL = REPO / "code" / "models" / "multispeaker-v2"
 
 
 @pytest.fixture(scope="module")
