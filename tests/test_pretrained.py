@@ -8,6 +8,7 @@ import pytest
 from avmatch import checkpoints
 from avmatch.config import read_saved_run
 from avmatch.instance import MatchingInstance
+from avmatch.sync import read_thresholds
 from avprep import demo_data
 from test_checkpoints_and_cli import REPO, assert_one_line_error, run_script, write_dataset
 
@@ -27,6 +28,8 @@ def test_the_model_folder_is_complete():
     assert saved.features["crop"] == {"border_fraction": 0.4}
     assert saved.train.data_dir == ""
     assert not (MODEL / "best").exists()
+    # its own verdict thresholds, measured for it (README, "Sync check")
+    assert read_thresholds(str(MODEL)).min_confidence == 10.2
 
 
 def test_test_script_scores_demo_pairs_with_the_shipped_model(demo, tmp_path):
