@@ -98,9 +98,9 @@ def video_paths(path):
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A restored model (its compiled distance function: avmatch.sync.distance_function)
-    and the preparation it was trained with."""
-    distances: object
+    """A restored model (its compiled towers: avmatch.sync.embedding_functions) and the
+    preparation it was trained with."""
+    embedders: object
     checkpoint: str
     tracker: object
     speech: object
@@ -114,7 +114,7 @@ def load_model(checkpoint_dir):
     from avmatch import checkpoints
     from avmatch.config import read_saved_run
     from avmatch.instance import MatchingInstance
-    from avmatch.sync import distance_function, read_thresholds
+    from avmatch.sync import embedding_functions, read_thresholds
     from avprep.mouth_tracking import MissingModelError, MouthTracker
     from avprep.records import SPEECH_FRAMES
     from avprep.speech_features import SpeechFeatureConfig
@@ -136,7 +136,8 @@ def load_model(checkpoint_dir):
     with reported(checkpoints.CheckpointError, MissingModelError):
         checkpoints.restore_towers(path, instance)
         tracker = MouthTracker(border_fraction=border_fraction)
-    return Model(distance_function(instance, speech_shape), path, tracker, speech, thresholds)
+    return Model(embedding_functions(instance, speech_shape), path, tracker, speech,
+                 thresholds)
 
 
 def check_video(path, model, config):
@@ -149,7 +150,7 @@ def check_video(path, model, config):
     began = time.monotonic()
     inputs = prepare_video(path, config.max_offset, model.tracker, model.speech,
                            window_step=config.window_step)
-    distances = sync.offset_distances(model.distances, inputs)
+    distances = sync.offset_distances(model.embedders, inputs)
     result = sync.summarize(distances, inputs.offsets, inputs.fps, model.thresholds,
                             config.window_step)
     segments = []

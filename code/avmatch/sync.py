@@ -118,37 +118,36 @@ class SyncResult:
                 "mean_distances": [round(float(d), 5) for d in self.mean_distances]}
 
 
-def distance_function(instance, speech_shape):
-    """A compiled function: mouth uint8 (B, 9, 60, 100), speech float32 (B, K, T, F, C) ->
-    float32 (B, K) distances between each mouth cube and its K speech cubes (inference mode;
-    the mouth tower runs once per window, not once per offset). speech_shape: (T, F, C).
-    Make it once per model: each new one is traced again."""
-    signature = [tf.TensorSpec([None, *MOUTH_SHAPE], tf.uint8),
-                 tf.TensorSpec([None, None, *speech_shape], tf.float32)]
-
-    @tf.function(input_signature=signature)
-    def distances(mouth, speech):
-        shape = tf.shape(speech)
-        mouth_embeddings = instance.embed_mouth(mouth, training=False)
-        speech_embeddings = instance.embed_speech(
-            tf.reshape(speech, tf.concat([[-1], shape[2:]], 0)), training=False)
-        speech_embeddings = tf.reshape(speech_embeddings, [shape[0], shape[1], -1])
-        return l2_distances(speech_embeddings, mouth_embeddings[:, None, :])
-    return distances
+def embedding_functions(instance, speech_shape):
+    """Compiled towers in inference mode: (mouth uint8 (B, 9, 60, 100) -> float32 (B, D),
+    speech float32 (B, T, F, C) -> float32 (B, D)); speech_shape: (T, F, C). Make them once
+    per model: each new pair is traced again."""
+    mouth = tf.function(lambda cubes: instance.embed_mouth(cubes, training=False),
+                        input_signature=[tf.TensorSpec([None, *MOUTH_SHAPE], tf.uint8)])
+    speech = tf.function(lambda cubes: instance.embed_speech(cubes, training=False),
+                         input_signature=[tf.TensorSpec([None, *speech_shape], tf.float32)])
+    return mouth, speech
 
 
-def offset_distances(distances, inputs, windows_per_batch=32):
+def _embedded(embed, cubes_of, indices, batch):
+    """float32 (len, D): embed(cubes_of(indices)) `batch` indices at a time."""
+    return np.concatenate([embed(tf.constant(cubes_of(indices[first:first + batch]))).numpy()
+                           for first in range(0, len(indices), batch)])
+
+
+def offset_distances(embedders, inputs, batch=256):
     """float32 (W, K): the distance of every window of `inputs` (a SyncInputs) at every
-    offset, by `distances` (distance_function's), `windows_per_batch` windows at a time to
-    bound the memory."""
-    rows = []
-    for first in range(0, inputs.num_windows, windows_per_batch):
-        index = np.arange(first, min(first + windows_per_batch, inputs.num_windows))
-        rows.append(distances(tf.constant(inputs.mouth_cubes(index)),
-                              tf.constant(inputs.speech_cubes(index))).numpy())
-    if not rows:
+    offset, by `embedders` (embedding_functions'). Each mouth window and each distinct speech
+    cube is embedded once: the cube of window start s at offset k is the one of total shift
+    s + k, which W * K pairs share among about W + K cubes."""
+    if inputs.num_windows == 0:
         return np.zeros((0, len(inputs.offsets)), np.float32)
-    return np.concatenate(rows)
+    embed_mouth, embed_speech = embedders
+    shifts = inputs.shift_index(np.arange(inputs.num_windows))
+    needed, position = np.unique(shifts, return_inverse=True)
+    mouth = _embedded(embed_mouth, inputs.mouth_cubes, np.arange(inputs.num_windows), batch)
+    speech = _embedded(embed_speech, inputs.shift_speech_cubes, needed, batch)
+    return l2_distances(speech[position.reshape(shifts.shape)], mouth[:, None, :]).numpy()
 
 
 def verdict(best_offset_frames, confidence, window_seconds, fps, thresholds=VerdictThresholds()):

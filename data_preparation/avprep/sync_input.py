@@ -59,7 +59,7 @@ class SyncInputs:
         """The pairs.WindowConfig of the windows (9 frames, 15 speech frames)."""
         return pairs.WindowConfig(fps=self.fps)
 
-    def _shift_index(self, window_index):
+    def shift_index(self, window_index):
         """int64 (len, K): index of each window's total shift at each offset."""
         total = self.starts[window_index][:, None] + self.offsets[None, :]
         return total - self.first_shift
@@ -67,25 +67,29 @@ class SyncInputs:
     def speech_starts(self, window_index):
         """int64 (len, K): first frame of each window's speech cube at each offset, in the
         feature array it reads (speech_feature_index)."""
-        return self.frame_start[self._shift_index(window_index)]
+        return self.frame_start[self.shift_index(window_index)]
 
     def speech_feature_index(self, window_index):
         """int64 (len, K): which of `features` each window's cube at each offset reads."""
-        return self.feature_index[self._shift_index(window_index)]
+        return self.feature_index[self.shift_index(window_index)]
 
     def mouth_cubes(self, window_index):
         """uint8 (len, 9, 60, 100): the mouth cubes of windows `window_index` (int (len,))."""
         frames = self.window.window_frames
         return np.stack([self.crops[s:s + frames] for s in self.starts[window_index]])
 
+    def shift_speech_cubes(self, shift_index):
+        """float32 (len, 15, F, C): the speech cubes of total shifts `shift_index` (int (len,),
+        indices as shift_index gives)."""
+        length = self.window.speech_frames
+        return np.stack([self.features[self.feature_index[i]][start:start + length]
+                         for i, start in zip(shift_index, self.frame_start[shift_index])])
+
     def speech_cubes(self, window_index):
         """float32 (len, K, 15, F, C): each window's speech cube at every offset."""
-        length = self.window.speech_frames
-        starts = self.speech_starts(window_index)
-        which = self.speech_feature_index(window_index)
-        return np.stack([
-            np.stack([self.features[i][a:a + length] for i, a in zip(which_row, row)])
-            for which_row, row in zip(which, starts)])
+        shifts = self.shift_index(window_index)
+        cubes = self.shift_speech_cubes(shifts.reshape(-1))
+        return cubes.reshape(shifts.shape + cubes.shape[1:])
 
 
 def audio_shifts(offsets, fps, sample_rate):
