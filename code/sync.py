@@ -12,7 +12,10 @@ the best offset (+ = audio late) in frames and ms, the confidence (median minus 
 the window-averaged distance over the offsets, as SyncNet), the windows used and a verdict
 (avmatch.sync explains each). A folder checks every video in it, prints one table and
 LSE-D / LSE-C over its videos; a video that cannot be checked there is listed with the
-reason. --json writes everything, --csv the table, --plot the distance against the offset.
+reason. For copies named by data_preparation/shift_audio.py (<stem>_audio+100ms.mp4) it also
+counts the known shifts recovered within one frame (avmatch.sync.ShiftRecovery). --json
+writes everything, --csv the table, --plot the distance against the offset; --checkpoint
+picks another epoch of a training run than its best.
 """
 import csv
 import dataclasses
@@ -35,6 +38,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("video", None, "A video file, or a folder whose videos are all checked.")
 flags.DEFINE_string("checkpoint_dir", str(DEFAULT_MODEL), "Trained model: a shipped model "
                     "folder or train.py's --train_dir (its best epoch when it kept one).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint of --checkpoint_dir to use instead of "
+                    "its best (a path prefix such as runs/multi/ckpt-1052), to compare epochs.")
 flags.DEFINE_integer("max_offset", 15, "Offsets searched each way, in video frames at 30 fps "
                      "(15 = 0.5 s).")
 flags.DEFINE_integer("window_step", 1, "Frames between the starts of the windows scored (3 = "
@@ -56,6 +61,7 @@ class SyncCheckConfig:
     """Everything this script reads from its flags."""
     video: str
     checkpoint_dir: str
+    checkpoint: str
     max_offset: int
     window_step: int
     segment_seconds: float
@@ -77,6 +83,7 @@ def config_from_flags():
     if not math.isfinite(FLAGS.segment_seconds) or FLAGS.segment_seconds < 0:
         raise UsageError(f"--segment_seconds={FLAGS.segment_seconds} must be a number >= 0")
     return SyncCheckConfig(video=FLAGS.video, checkpoint_dir=FLAGS.checkpoint_dir,
+                           checkpoint=FLAGS.checkpoint or "",
                            max_offset=FLAGS.max_offset, window_step=FLAGS.window_step,
                            segment_seconds=FLAGS.segment_seconds,
                            json=FLAGS.json or "", csv=FLAGS.csv or "", plot=FLAGS.plot or "")
@@ -107,8 +114,8 @@ class Model:
     thresholds: object
 
 
-def load_model(checkpoint_dir):
-    """The towers of checkpoint_dir's checkpoint to score, the mouth tracker with its crop
+def load_model(checkpoint_dir, checkpoint=""):
+    """The towers of `checkpoint` (a path prefix; by default checkpoint_dir's to score), the mouth tracker with its crop
     rule, its speech feature settings (config.json "features") and its verdict thresholds
     (avmatch.sync.read_thresholds); UsageError when any is missing or unusable."""
     from avmatch import checkpoints
@@ -120,7 +127,7 @@ def load_model(checkpoint_dir):
     from avprep.speech_features import SpeechFeatureConfig
 
     try:
-        path = checkpoints.checkpoint_to_score(checkpoint_dir)
+        path = checkpoint or checkpoints.checkpoint_to_score(checkpoint_dir)
     except FileNotFoundError as error:
         raise UsageError(f"{error} (--checkpoint_dir: a shipped model folder or a train.py "
                          "--train_dir)") from None
@@ -201,7 +208,31 @@ def csv_text(rows):
     return buffer.getvalue()
 
 
-def json_payload(rows, model, config, lse):
+def shift_recovery_of(rows):
+    """avmatch.sync.ShiftRecovery of the checked rows that are shifted copies (named by
+    data_preparation/shift_audio.py); None when there is none."""
+    from avmatch.sync import shift_recovery
+    from avprep.shift import parse_shifted_name
+
+    found = {}
+    for row in rows:
+        parsed = parse_shifted_name(row["video"]) if "result" in row else None
+        if parsed is not None:
+            found[parsed] = row["result"].best_offset_frames
+            fps = row["result"].fps
+    return shift_recovery(found, fps) if found else None
+
+
+def recovery_line(recovery):
+    """One line: how many known shifts the check placed within the tolerance."""
+    return (f"shifted copies: {recovery.absolute}/{recovery.copies} within +/-"
+            f"{recovery.tolerance} frame of the shift, {recovery.relative}/"
+            f"{recovery.relative_copies} relative to the unshifted copy, "
+            f"{recovery.originals_in_sync}/{recovery.originals} unshifted within +/-"
+            f"{recovery.tolerance} frame")
+
+
+def json_payload(rows, model, config, lse, recovery=None):
     """Everything as a JSON-ready dict."""
     videos = []
     for row in rows:
@@ -218,17 +249,18 @@ def json_payload(rows, model, config, lse):
             "window_step_frames": config.window_step,
             "thresholds": dataclasses.asdict(model.thresholds),
             "sign": "positive offset = audio late", "segment_seconds": config.segment_seconds,
-            "videos": videos, "lse": lse}
+            "videos": videos, "lse": lse,
+            "shift_recovery": dataclasses.asdict(recovery) if recovery else None}
 
 
-def write_outputs(rows, model, config, lse):
+def write_outputs(rows, model, config, lse, recovery=None):
     """--json, --csv and --plot, each written atomically."""
     from avmatch.sync import save_offset_plot
     from avprep.atomic import atomic_write
     from avprep.records import write_json_atomic
 
     if config.json:
-        write_json_atomic(config.json, json_payload(rows, model, config, lse))
+        write_json_atomic(config.json, json_payload(rows, model, config, lse, recovery))
     if config.csv:
         text = csv_text(rows)
         atomic_write(config.csv, lambda handle: handle.write(text), binary=False)
@@ -243,7 +275,7 @@ def main(argv):
     config = config_from_flags()  # before TensorFlow loads: a bad flag fails at once
     paths = video_paths(config.video)
     folder = os.path.isdir(config.video)
-    model = load_model(config.checkpoint_dir)
+    model = load_model(config.checkpoint_dir, config.checkpoint)
     from avmatch.sync import lse_metrics
 
     rows = []
@@ -258,10 +290,13 @@ def main(argv):
     if not checked:
         raise UsageError(f"none of the {len(rows)} videos in {config.video} could be checked")
     lse = lse_metrics([row["result"] for row in checked])
+    recovery = shift_recovery_of(checked) if folder else None
     if folder:
         print("\n".join(table_lines(rows)))
         print(f"LSE-D={lse['lse_d']:.3f} LSE-C={lse['lse_c']:.3f} over {lse['videos']} videos "
               "(this project's network: not on SyncNet's scale)")
+        if recovery:
+            print(recovery_line(recovery))
     else:
         print(f"{paths[0]}: {describe(checked[0]['result'])}")
         for start, end, result in checked[0]["segments"]:
@@ -270,7 +305,7 @@ def main(argv):
     seconds = sum(row["seconds"] for row in checked)
     print(f"checked {duration:.1f} s of video in {seconds:.1f} s "
           f"({duration / max(seconds, 1e-9):.2f} video seconds per second)")
-    write_outputs(rows, model, config, lse)
+    write_outputs(rows, model, config, lse, recovery)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
 the old model or the new one, never half of each): the towers of the run's best epoch
-(CHECKPOINT_DIR/best, else its newest checkpoint) without optimiser state, and config.json
+(CHECKPOINT_DIR/best, else its newest checkpoint; --checkpoint=RUN/ckpt-N for another epoch,
+chosen by another measure such as sync recovery) without optimiser state, and config.json
 with the run's settings and the dataset features the model expects (its data_dir cleared:
 the training dataset is not part of the model). The model card, its test metrics and its
 sync thresholds are written by hand beside it and kept when the folder is shipped again.
@@ -20,12 +21,14 @@ from avprep.cli import UsageError, reported, run
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "train.py's --train_dir of the run to ship.")
 flags.DEFINE_string("output_dir", None, "Model folder to write (replaced whole).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint of --run_dir to ship instead of its best "
+                    "(a path prefix such as runs/multi/ckpt-1052).")
 KEEP = ("MODEL_CARD.md", "test_metrics.json", "sync_thresholds.json")  # written by hand
 
 
-def ship(run_dir, output_dir):
-    """Exports the run's best towers and settings into output_dir; returns the checkpoint
-    path it wrote."""
+def ship(run_dir, output_dir, checkpoint=None):
+    """Exports the towers of `checkpoint` (by default the run's best) and the run's settings
+    into output_dir; returns the checkpoint path it wrote."""
     import dataclasses
 
     from avmatch import checkpoints
@@ -34,7 +37,7 @@ def ship(run_dir, output_dir):
     from avprep import records
 
     saved = read_saved_run(run_dir)
-    source = checkpoints.checkpoint_to_score(run_dir, "best")
+    source = checkpoint or checkpoints.checkpoint_to_score(run_dir, "best")
     instance = MatchingInstance.create(saved.train.model_speech_name,
                                        saved.train.model_mouth_name)
     checkpoints.restore_towers(source, instance)
@@ -69,7 +72,7 @@ def main(argv):
         raise UsageError("--run_dir and --output_dir are required")
     from avmatch.checkpoints import CheckpointError
     with reported(FileNotFoundError, ValueError, CheckpointError):
-        path = ship(FLAGS.run_dir, FLAGS.output_dir)
+        path = ship(FLAGS.run_dir, FLAGS.output_dir, FLAGS.checkpoint)
     print(f"shipped {path}")
 
 

@@ -11,7 +11,7 @@ from scipy import signal
 
 from avprep.demo_data import make_demo_video
 from avprep.records import SAMPLE_RATE
-from avprep.shift import shift_samples, shifted_name
+from avprep.shift import parse_shifted_name, shift_samples, shifted_name
 from avprep.video_io import decode_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +36,14 @@ def lag_samples(reference, shifted):
     n = min(len(reference), len(shifted))
     correlation = signal.correlate(shifted[:n], reference[:n], mode="full", method="fft")
     return int(np.argmax(correlation)) - (n - 1)
+
+
+def test_copy_names_read_back():
+    for offset in (-200, 0, 35):
+        assert parse_shifted_name(shifted_name("/data/my_clip.v2.mp4", offset)) == (
+            "my_clip.v2.mp4", offset)
+    for name in ("clip.mp4", "clip_audio+5.mp4", "clip_audio5ms.mp4", "_audio+5ms"):
+        assert parse_shifted_name(name) is None
 
 
 def test_shift_samples_pads_and_cuts_keeping_the_length():

@@ -6,6 +6,7 @@ synthetic videos, about a minute and a half on a 2-core CPU): it must recover au
 of -200..+200 ms of an unseen demo speaker within one frame.
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -119,6 +120,17 @@ def test_summary_confidence_verdicts_segments_and_lse():
     assert lse == {"lse_d": pytest.approx(1.75), "lse_c": pytest.approx(2.5), "videos": 2}
 
 
+def test_shift_recovery_counts_absolute_relative_and_originals():
+    found = {("a.mp4", -100): -3, ("a.mp4", 0): 0, ("a.mp4", 200): 5,  # 200 ms = 6 frames
+             ("b.mp4", 0): 4, ("b.mp4", 100): 7,  # b's source is 4 frames late itself
+             ("c.mp4", 100): 9}  # no unshifted copy: counted absolutely only
+    recovery = sync.shift_recovery(found, FPS)
+    assert recovery == sync.ShiftRecovery(copies=6, absolute=3, relative_copies=5, relative=5,
+                                          originals=2, originals_in_sync=1, tolerance=1)
+    assert sync.shift_recovery({("a.mp4", 100): 1}, FPS).absolute == 0
+    assert sync.shift_recovery({("a.mp4", 100): 1}, FPS, tolerance=2).absolute == 1
+
+
 def test_a_model_folder_may_carry_its_own_thresholds(tmp_path):
     assert sync.read_thresholds(str(tmp_path)) == sync.VerdictThresholds()
     path = tmp_path / sync.THRESHOLDS_NAME
@@ -152,6 +164,9 @@ def test_video_without_a_face_is_one_error_line(blank_model, tmp_path):
     video = grey_video(tmp_path / "wall.mp4")
     line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={blank_model}"))
     assert "no face found in any frame" in line and "wall.mp4" in line
+    line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={blank_model}",
+                                   f"--checkpoint={tmp_path / 'ckpt-7'}"))
+    assert "ckpt-7" in line
 
 
 def test_unusable_thresholds_file_is_one_error_line(blank_model, tmp_path):
@@ -217,6 +232,8 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
                       f"--plot={tmp_path / 'sync.png'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LSE-D=" in result.stdout and "mute.mp4" in result.stdout
+    assert ("shifted copies: 5/5 within +/-1 frame of the shift, 5/5 relative to the "
+            "unshifted copy, 1/1 unshifted within +/-1 frame") in result.stdout
     payload = json.loads(report.read_text())
     assert payload["window_step_frames"] == 1
     assert payload["thresholds"] == {"min_confidence": 8.0, "in_sync_frames": 1,
@@ -233,17 +250,42 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
                                                 found["num_windows"] / FPS, FPS)
     assert videos["speaker30_audio+0ms.mp4"]["verdict"] in (sync.IN_SYNC, sync.CANNOT_TELL)
     assert payload["lse"]["videos"] == len(OFFSETS_MS)
+    assert payload["shift_recovery"]["copies"] == payload["shift_recovery"]["absolute"] == 5
     assert (tmp_path / "sync.csv").read_text().count("\n") == len(OFFSETS_MS) + 2
     assert (tmp_path / "sync.png").stat().st_size > 0
 
 
-def test_one_video_with_segments(demo_model, shifted_demo, tmp_path):
+def test_one_video_with_segments_and_a_chosen_checkpoint(demo_model, shifted_demo, tmp_path):
+    import tensorflow as tf
+
+    first_epoch = tf.train.get_checkpoint_state(demo_model).all_model_checkpoint_paths[0]
     result = run_sync(f"--video={shifted_demo / 'speaker30_audio+100ms.mp4'}",
                       f"--checkpoint_dir={demo_model}", "--segment_seconds=2",
-                      f"--json={tmp_path / 'one.json'}")
+                      f"--checkpoint={first_epoch}", f"--json={tmp_path / 'one.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "best offset +" in result.stdout
-    video = json.loads((tmp_path / "one.json").read_text())["videos"][0]
+    assert "best offset" in result.stdout and "shifted copies" not in result.stdout
+    payload = json.loads((tmp_path / "one.json").read_text())
+    assert payload["checkpoint"] == first_epoch and payload["shift_recovery"] is None
+    video = payload["videos"][0]
     assert [s["start_seconds"] for s in video["segments"]] == [0.0, 2.0, 4.0][:len(
         video["segments"])] and len(video["segments"]) >= 2
     assert sum(s["num_windows"] for s in video["segments"]) == video["num_windows"]
+
+
+def test_ship_model_ships_the_best_epoch_or_a_chosen_one(demo_model, tmp_path):
+    import tensorflow as tf
+
+    from avmatch.checkpoints import checkpoint_to_score
+
+    first_epoch = tf.train.get_checkpoint_state(demo_model).all_model_checkpoint_paths[0]
+    output = tmp_path / "model"
+    for chosen, expected in ((None, checkpoint_to_score(demo_model)), (first_epoch, first_epoch)):
+        args = [f"--run_dir={demo_model}", f"--output_dir={output}"]
+        result = subprocess.run([sys.executable, str(REPO / "evaluation" / "ship_model.py"),
+                                 *args, *([f"--checkpoint={chosen}"] if chosen else [])],
+                                cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (output / sync.THRESHOLDS_NAME).write_text('{"min_confidence": 9.5}')  # kept next time
+        config = json.loads((output / "config.json").read_text())
+        assert config["shipped_from"] == os.path.abspath(expected)
+    assert sync.read_thresholds(str(output)).min_confidence == 9.5

@@ -207,6 +207,41 @@ def lse_metrics(results):
             "videos": len(results)}
 
 
+@dataclasses.dataclass(frozen=True)
+class ShiftRecovery:
+    """How many copies of known audio shift a check placed: copies, and of them `absolute`
+    with the best offset within `tolerance` frames of the shift; `relative` of the
+    `relative_copies` whose video also has an unshifted copy, with best offset minus that
+    copy's within tolerance of the shift (right even when the source itself is off sync);
+    `originals_in_sync` of the `originals` (unshifted copies) within tolerance of 0."""
+    copies: int
+    absolute: int
+    relative_copies: int
+    relative: int
+    originals: int
+    originals_in_sync: int
+    tolerance: int
+
+
+def shift_recovery(found, fps, tolerance=1):
+    """ShiftRecovery of found: {(video, shift_ms): best offset in frames}, the shift in ms
+    (+ = audio late) counted as round(shift_ms * fps / 1000) frames."""
+    def expected(shift_ms):
+        return round(shift_ms * fps / 1000.0)
+
+    unshifted = {video: best for (video, shift_ms), best in found.items() if shift_ms == 0}
+    absolute = relative = relative_copies = 0
+    for (video, shift_ms), best in found.items():
+        absolute += abs(best - expected(shift_ms)) <= tolerance
+        if video in unshifted:
+            relative_copies += 1
+            relative += abs(best - unshifted[video] - expected(shift_ms)) <= tolerance
+    return ShiftRecovery(copies=len(found), absolute=absolute, relative_copies=relative_copies,
+                         relative=relative, originals=len(unshifted),
+                         originals_in_sync=sum(abs(b) <= tolerance for b in unshifted.values()),
+                         tolerance=tolerance)
+
+
 def save_offset_plot(path, curves):
     """PNG of the mean distance against the audio offset, one line per video.
 

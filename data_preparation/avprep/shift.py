@@ -11,6 +11,7 @@ are copied with the same bytes and, in mp4/mov/mkv, the same timestamps (a forma
 cannot store the re-encoded audio's negative start time, such as flv, moves every stream by
 the same few ms), so the pictures are exactly the original's.
 """
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from avprep.atomic import atomic_path
 
 _FALLBACK_CODECS = {".avi": "pcm_s16le"}
+_SHIFTED_NAME = re.compile(r"(.+)_audio([+-]\d+)ms(\.[^.]+)")
 _CHUNK = 4096  # samples per frame handed to the encoder (PyAV re-chunks to its frame size)
 
 
@@ -27,6 +29,15 @@ def shifted_name(path, offset_ms):
     """File name of the copy of `path` shifted by offset_ms: <stem>_audio+100ms<suffix>."""
     path = Path(path)
     return f"{path.stem}_audio{int(offset_ms):+d}ms{path.suffix}"
+
+
+def parse_shifted_name(name):
+    """(original file name, offset_ms) of a copy named by shifted_name, e.g.
+    "clip_audio-100ms.mp4" -> ("clip.mp4", -100); None for any other name."""
+    match = _SHIFTED_NAME.fullmatch(Path(name).name)
+    if match is None:
+        return None
+    return match.group(1) + match.group(3), int(match.group(2))
 
 
 def shift_samples(samples, count):
