@@ -115,9 +115,10 @@ class Model:
 
 
 def load_model(checkpoint_dir, checkpoint=""):
-    """The towers of `checkpoint` (a path prefix; by default checkpoint_dir's to score), the mouth tracker with its crop
-    rule, its speech feature settings (config.json "features") and its verdict thresholds
-    (avmatch.sync.read_thresholds); UsageError when any is missing or unusable."""
+    """The towers of `checkpoint` (a path prefix; by default checkpoint_dir's to score), the
+    mouth tracker with its crop rule, its speech feature settings (config.json "features")
+    and its verdict thresholds (avmatch.sync.read_thresholds); UsageError when any is missing
+    or unusable."""
     from avmatch import checkpoints
     from avmatch.config import read_saved_run
     from avmatch.instance import MatchingInstance

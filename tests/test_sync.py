@@ -54,8 +54,9 @@ def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(wind
     assert len(inputs.features) == 3
     assert np.all(np.diff(inputs.starts) == window_step)
     index = np.arange(inputs.num_windows)
-    cube_starts = inputs.speech_starts(index)
-    which = inputs.speech_feature_index(index)
+    shifts = inputs.shift_index(index)
+    cube_starts = inputs.frame_start[shifts]
+    which = inputs.feature_index[shifts]
     rests = sorted({0, 213, 107})
     rest = np.asarray(rests)[which]
     first_sample = rest + cube_starts * step
@@ -64,7 +65,8 @@ def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(wind
     np.testing.assert_array_equal(first_sample, expected)
     if window_step == 3:  # the training hop: at offset 0 exactly the training cube
         np.testing.assert_array_equal(cube_starts[:, max_offset], inputs.starts * 5 // 3)
-    speech = inputs.speech_cubes(index)
+    cubes = inputs.shift_speech_cubes(shifts.reshape(-1))
+    speech = cubes.reshape(shifts.shape + cubes.shape[1:])
     assert speech.shape == (inputs.num_windows, 2 * max_offset + 1, 15, 40, 3)
     for w, k in [(0, 0), (3, 5), (4, 6), (inputs.num_windows - 1, 2 * max_offset)]:
         direct = speech_features(audio[rest[w, k]:], config)[cube_starts[w, k]:

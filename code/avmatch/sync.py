@@ -1,12 +1,13 @@
 """The sync check: how far a video's audio is shifted against its lips, and how sure that is.
 
 The data side (avprep.sync_input.SyncInputs) gives W windows of 0.3 s (one every
-`window_step` frames, 1 by default, whose 9 frames all show a mouth) and, for each audio offset k in [-max_offset, +max_offset] video
-frames, the speech cube each window is compared with: the audio at time (s + k) / fps for a
-window starting at frame s. Sign convention: positive offset = audio late (the sound of a
-lip movement at time t is heard at t + offset). Here every window is scored at every offset
-with a trained coupled network (distance = L2 between the towers' embeddings), then, as
-SyncNet's SyncNetInstance.evaluate does for its network:
+`window_step` frames, 1 by default, whose 9 frames all show a mouth) and, for each audio
+offset k in [-max_offset, +max_offset] video frames, the speech cube each window is compared
+with: the audio at time (s + k) / fps for a window starting at frame s. Sign convention:
+positive offset = audio late (the sound of a lip movement at time t is heard at t + offset).
+Here every window is scored at every offset with a trained coupled network (distance = L2
+between the towers' embeddings), then, as SyncNet's SyncNetInstance.evaluate does for its
+network:
 
   mean distance d_k   the distance at offset k averaged over the windows (all W windows at
                       every k: a window whose audio would leave the clip at some offset is

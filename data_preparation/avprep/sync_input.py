@@ -64,15 +64,6 @@ class SyncInputs:
         total = self.starts[window_index][:, None] + self.offsets[None, :]
         return total - self.first_shift
 
-    def speech_starts(self, window_index):
-        """int64 (len, K): first frame of each window's speech cube at each offset, in the
-        feature array it reads (speech_feature_index)."""
-        return self.frame_start[self.shift_index(window_index)]
-
-    def speech_feature_index(self, window_index):
-        """int64 (len, K): which of `features` each window's cube at each offset reads."""
-        return self.feature_index[self.shift_index(window_index)]
-
     def mouth_cubes(self, window_index):
         """uint8 (len, 9, 60, 100): the mouth cubes of windows `window_index` (int (len,))."""
         frames = self.window.window_frames
@@ -84,12 +75,6 @@ class SyncInputs:
         length = self.window.speech_frames
         return np.stack([self.features[self.feature_index[i]][start:start + length]
                          for i, start in zip(shift_index, self.frame_start[shift_index])])
-
-    def speech_cubes(self, window_index):
-        """float32 (len, K, 15, F, C): each window's speech cube at every offset."""
-        shifts = self.shift_index(window_index)
-        cubes = self.shift_speech_cubes(shifts.reshape(-1))
-        return cubes.reshape(shifts.shape + cubes.shape[1:])
 
 
 def audio_shifts(offsets, fps, sample_rate):
