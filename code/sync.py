@@ -210,30 +210,36 @@ def csv_text(rows):
 
 
 def shift_recovery_of(rows):
-    """avmatch.sync.ShiftRecovery of the checked rows that are shifted copies (named by
-    data_preparation/shift_audio.py); None when there is none."""
+    """(avmatch.sync.ShiftRecovery of the checked rows that are shifted copies, named by
+    data_preparation/shift_audio.py, or None when there is none; how many shifted copies
+    could not be checked)."""
     from avmatch.sync import shift_recovery
     from avprep.shift import parse_shifted_name
 
-    found = {}
+    found, not_checked = {}, 0
     for row in rows:
-        parsed = parse_shifted_name(row["video"]) if "result" in row else None
-        if parsed is not None:
-            found[parsed] = row["result"].best_offset_frames
-            fps = row["result"].fps
-    return shift_recovery(found, fps) if found else None
+        parsed = parse_shifted_name(row["video"])
+        if parsed is None:
+            continue
+        if "result" not in row:
+            not_checked += 1
+            continue
+        found[parsed] = row["result"].best_offset_frames
+        fps = row["result"].fps
+    return (shift_recovery(found, fps) if found else None), not_checked
 
 
-def recovery_line(recovery):
+def recovery_line(recovery, not_checked):
     """One line: how many known shifts the check placed within the tolerance."""
-    return (f"shifted copies: {recovery.absolute}/{recovery.copies} within +/-"
+    line = (f"shifted copies: {recovery.absolute}/{recovery.copies} within +/-"
             f"{recovery.tolerance} frame of the shift, {recovery.relative}/"
             f"{recovery.relative_copies} relative to the unshifted copy, "
             f"{recovery.originals_in_sync}/{recovery.originals} unshifted within +/-"
             f"{recovery.tolerance} frame")
+    return line + (f" ({not_checked} more not checked, listed above)" if not_checked else "")
 
 
-def json_payload(rows, model, config, lse, recovery=None):
+def json_payload(rows, model, config, lse, recovery=(None, 0)):
     """Everything as a JSON-ready dict."""
     videos = []
     for row in rows:
@@ -251,10 +257,11 @@ def json_payload(rows, model, config, lse, recovery=None):
             "thresholds": dataclasses.asdict(model.thresholds),
             "sign": "positive offset = audio late", "segment_seconds": config.segment_seconds,
             "videos": videos, "lse": lse,
-            "shift_recovery": dataclasses.asdict(recovery) if recovery else None}
+            "shift_recovery": dataclasses.asdict(recovery[0]) if recovery[0] else None,
+            "shift_copies_not_checked": recovery[1]}
 
 
-def write_outputs(rows, model, config, lse, recovery=None):
+def write_outputs(rows, model, config, lse, recovery=(None, 0)):
     """--json, --csv and --plot, each written atomically."""
     from avmatch.sync import save_offset_plot
     from avprep.atomic import atomic_write
@@ -291,13 +298,13 @@ def main(argv):
     if not checked:
         raise UsageError(f"none of the {len(rows)} videos in {config.video} could be checked")
     lse = lse_metrics([row["result"] for row in checked])
-    recovery = shift_recovery_of(checked) if folder else None
+    recovery = shift_recovery_of(rows) if folder else (None, 0)
     if folder:
         print("\n".join(table_lines(rows)))
         print(f"LSE-D={lse['lse_d']:.3f} LSE-C={lse['lse_c']:.3f} over {lse['videos']} videos "
               "(this project's network: not on SyncNet's scale)")
-        if recovery:
-            print(recovery_line(recovery))
+        if recovery[0]:
+            print(recovery_line(*recovery))
     else:
         print(f"{paths[0]}: {describe(checked[0]['result'])}")
         for start, end, result in checked[0]["segments"]:

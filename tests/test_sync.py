@@ -253,8 +253,27 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
     assert videos["speaker30_audio+0ms.mp4"]["verdict"] in (sync.IN_SYNC, sync.CANNOT_TELL)
     assert payload["lse"]["videos"] == len(OFFSETS_MS)
     assert payload["shift_recovery"]["copies"] == payload["shift_recovery"]["absolute"] == 5
+    assert payload["shift_copies_not_checked"] == 0
     assert (tmp_path / "sync.csv").read_text().count("\n") == len(OFFSETS_MS) + 2
     assert (tmp_path / "sync.png").stat().st_size > 0
+
+
+def test_a_damaged_shifted_copy_is_named_and_counted_apart(demo_model, shifted_demo,
+                                                           tmp_path):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    for offset in (0, 100):
+        shutil.copy(shifted_demo / f"speaker30_audio{offset:+d}ms.mp4", folder)
+    (folder / "speaker30_audio+300ms.mp4").write_bytes(b"")
+    result = run_sync(f"--video={folder}", f"--checkpoint_dir={demo_model}",
+                      f"--json={tmp_path / 'sync.json'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "speaker30_audio+300ms.mp4" in result.stdout and "empty file" in result.stdout
+    assert ("shifted copies: 2/2 within +/-1 frame of the shift, 2/2 relative to the unshifted "
+            "copy, 1/1 unshifted within +/-1 frame (1 more not checked, listed above)"
+            ) in result.stdout
+    payload = json.loads((tmp_path / "sync.json").read_text())
+    assert payload["shift_recovery"]["copies"] == 2 and payload["shift_copies_not_checked"] == 1
 
 
 def test_one_video_with_segments_and_a_chosen_checkpoint(demo_model, shifted_demo, tmp_path):
