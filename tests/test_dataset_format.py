@@ -34,11 +34,12 @@ def _windows(rng, count):
         impostor_shift=np.full(count, 0.5, np.float32), dropped={})
 
 
-def gather_dataset(output_dir, num_output_shards=2):
-    """A dataset written by dataset_writer.gather (parts of random windows); its manifest."""
-    rng = np.random.default_rng(0)
+def gather_dataset(output_dir, num_output_shards=2, videos=None, seed=0):
+    """A dataset written by dataset_writer.gather (parts of random windows); its manifest.
+    videos: {video id: split}, VIDEOS by default."""
+    rng = np.random.default_rng(seed)
     entries, statuses = [], {}
-    for video_id, split in VIDEOS.items():
+    for video_id, split in (videos or VIDEOS).items():
         entries.append(splits.VideoEntry(f"/in/{video_id}.mp4", f"{video_id}.mp4", video_id,
                                          split, speaker=video_id, source="in"))
         status = {"video_id": video_id, "status": "ok", "reason": "",
