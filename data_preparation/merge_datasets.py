@@ -14,6 +14,7 @@ import os
 from absl import flags
 
 from avprep.cli import UsageError, reported, run
+from avprep.records import MANIFEST_NAME
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("base_dir", None, "Dataset whose splits are kept (validation and test).")
@@ -27,8 +28,8 @@ def main(argv):
     if not FLAGS.base_dir or not FLAGS.add_train_from or not FLAGS.output_dir:
         raise UsageError("--base_dir, --add_train_from and --output_dir are required")
     for data_dir in [FLAGS.base_dir] + FLAGS.add_train_from:
-        if not os.path.isfile(os.path.join(data_dir, "manifest.json")):
-            raise UsageError(f"{data_dir} is not a dataset (no manifest.json)")
+        if not os.path.isfile(os.path.join(data_dir, MANIFEST_NAME)):
+            raise UsageError(f"{data_dir} is not a dataset (no {MANIFEST_NAME})")
     if os.path.exists(FLAGS.output_dir):
         raise UsageError(f"--output_dir={FLAGS.output_dir} exists; choose a new folder")
     from avprep.merge import merge_training_data

@@ -80,6 +80,17 @@ def test_missing_inputs_and_an_existing_output_are_one_line_errors(inputs, tmp_p
         f"--base_dir={inputs[0]}", f"--add_train_from={inputs[1]}", f"--output_dir={tmp_path}"))
 
 
+def test_a_manifest_that_is_not_json_is_named(inputs, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / records.MANIFEST_NAME).write_text("{oops")
+    result = run_tool(f"--base_dir={inputs[0]}", f"--add_train_from={broken}",
+                      f"--output_dir={tmp_path / 'merged'}")
+    assert f"{broken / records.MANIFEST_NAME} is not a usable dataset manifest" in (
+        assert_one_line_error(result))
+    assert not (tmp_path / "merged").exists()
+
+
 def test_record_counts_come_from_the_headers_and_a_cut_record_is_named(inputs, tmp_path):
     shard = inputs[0] / records.shard_name("train", 0, 2)
     expected = records.read_manifest(str(inputs[0]))["splits"]["train"]["shard_sizes"]

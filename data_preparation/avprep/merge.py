@@ -104,13 +104,21 @@ def merged_manifest(base, inputs, shard_names, shard_sizes):
     return dict(base, splits=dict(base["splits"], train=train), merged=merged)
 
 
+def _read(data_dir):
+    """The manifest dict of data_dir; ValueError naming the file when it cannot be read."""
+    try:
+        return records.read_manifest(data_dir)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{os.path.join(data_dir, records.MANIFEST_NAME)} is not a usable "
+                         f"dataset manifest: {error}") from None
+
+
 def merge_training_data(base_dir, extra_dirs, output_dir):
     """Writes output_dir (which must not exist): links to the base's validation and test shards
     and to every input's training shards, and the merged manifest (written last, and the
     folder renamed into place, so an interrupted run leaves no dataset). Returns the manifest.
     """
-    inputs = [(base_dir, records.read_manifest(base_dir))]
-    inputs += [(d, records.read_manifest(d)) for d in extra_dirs]
+    inputs = [(d, _read(d)) for d in [base_dir] + list(extra_dirs)]
     base = inputs[0][1]
     for data_dir, manifest in inputs[1:]:
         check_mergeable(base, manifest, data_dir)
