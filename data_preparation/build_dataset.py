@@ -48,7 +48,12 @@ flags.DEFINE_float("validation_fraction", 0.1, "Share for validation.")
 flags.DEFINE_float("test_fraction", 0.1, "Share for testing.")
 flags.DEFINE_float("window_hop", 0.1, "Seconds between window starts (a multiple of 0.1).")
 flags.DEFINE_float("impostor_shift", 0.5,
-                   "Seconds between a window and its impostor audio (a multiple of 0.02).")
+                   "Seconds between a window and its impostor audio (a multiple of 0.02); the "
+                   "smallest such shift with --impostor_shift_max.")
+flags.DEFINE_float("impostor_shift_max", 0.0,
+                   "0: every impostor exactly --impostor_shift away; else each window's shift "
+                   "is drawn uniformly from the multiples of 0.02 s in [--impostor_shift, "
+                   "this] (e.g. 0.06 and 0.5: every offset a sync check compares).")
 flags.DEFINE_float("impostor_other_video_fraction", 0.0,
                    "Share of impostor audio taken from another video of the same split.")
 flags.DEFINE_enum("features", "mfec", ["mfec", "mfcc"],
@@ -94,6 +99,7 @@ def config_from_flags():
                                        num_cepstra=FLAGS.num_cepstra),
             window=pairs.WindowConfig(
                 hop_seconds=FLAGS.window_hop, impostor_shift=FLAGS.impostor_shift,
+                impostor_shift_max=FLAGS.impostor_shift_max,
                 impostor_other_video_fraction=FLAGS.impostor_other_video_fraction,
                 drop_silent=FLAGS.drop_silent, silence_db=FLAGS.silence_db,
                 drop_static=FLAGS.drop_static, static_threshold=FLAGS.static_threshold,

@@ -249,3 +249,15 @@ def test_one_shared_real_video(shared_videos, tmp_path):
     manifest, keys = _keys(tmp_path / "out")
     assert summary["ok"] == 1 and len(keys) == summary["windows"] >= 30
     assert manifest["files"][0]["active_frames"] == manifest["files"][0]["frames"]
+
+
+def test_drawn_impostor_shifts_reach_the_records_and_the_manifest(demo_videos, tmp_path):
+    window = pairs.WindowConfig(impostor_shift=0.08, impostor_shift_max=0.5)
+    config = _config(demo_videos, tmp_path, split=splits.SplitConfig("flat", 1.0, 0.0, 0.0),
+                     window=window)
+    summary = build.build_dataset(config, log=lambda _: None)
+    manifest, _ = _keys(tmp_path)
+    assert manifest["features"]["window"]["impostor_shift_max"] == 0.5
+    shifts = np.abs([r["impostor_shift"] for r in _read_records(tmp_path, manifest)["train"]])
+    assert len(shifts) == summary["windows"] and shifts.min() >= 0.08 - 1e-6
+    assert shifts.max() <= 0.5 + 1e-6 and len(np.unique(np.round(shifts / 0.02))) > 5

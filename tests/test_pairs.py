@@ -26,7 +26,9 @@ def test_window_geometry():
 
 @pytest.mark.parametrize("kwargs", [{"hop_seconds": 0.05}, {"hop_seconds": 1 / 30},
                                     {"impostor_shift": 0.51}, {"impostor_shift": 0.0},
-                                    {"impostor_other_video_fraction": 1.5}])
+                                    {"impostor_other_video_fraction": 1.5},
+                                    {"impostor_shift_max": 0.5},
+                                    {"impostor_shift": 0.1, "impostor_shift_max": 0.31}])
 def test_hops_and_shifts_off_the_grid_are_refused(kwargs):
     with pytest.raises(ValueError):
         pairs.WindowConfig(**kwargs)
@@ -50,6 +52,20 @@ def test_genuine_is_aligned_and_impostor_is_shifted_inside_the_clip():
         np.testing.assert_array_equal(windows.speech_impostor[i, :, 0, 0],
                                       np.arange(impostor, impostor + 15))
     assert (windows.impostor_shift < 0).any() and (windows.impostor_shift > 0).any()
+
+
+def test_drawn_shifts_cover_the_range_on_the_grid():
+    crops, active, features = _video(6.0)
+    ranged = pairs.WindowConfig(impostor_shift=0.06, impostor_shift_max=0.5)
+    windows = pairs.make_windows(crops, active, features, ranged, "clip")
+    steps = np.round(np.abs(windows.impostor_shift) / 0.02).astype(int)
+    np.testing.assert_allclose(np.abs(windows.impostor_shift), steps * 0.02, atol=1e-6)
+    assert steps.min() >= 3 and steps.max() <= 25 and len(set(steps.tolist())) >= 10
+    genuine = windows.start_frame * 5 // 3
+    np.testing.assert_array_equal(windows.speech_impostor[:, 0, 0, 0],
+                                  genuine + np.sign(windows.impostor_shift) * steps)
+    fixed = pairs.make_windows(crops, active, features, CONFIG, "clip")
+    assert np.all(np.abs(fixed.impostor_shift) == np.float32(0.5))
 
 
 def test_directions_are_seeded_by_seed_and_video_not_by_order():

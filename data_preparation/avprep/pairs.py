@@ -5,8 +5,10 @@ frames of 20 ms that cover the same 0.3 s. Its *genuine* speech is that aligned 
 *impostor* speech is the audio of the same video shifted by `impostor_shift` seconds
 (0.5 s by default: the shift the reference's notes found best; smaller is harder), earlier
 or later at random (a generator seeded with the seed and the video id, so a video gives the
-same windows whatever order or process handles it). Each window carries both, so
-genuine:impostor is exactly 1:1.
+same windows whatever order or process handles it). With `impostor_shift_max` above
+`impostor_shift`, each window's shift is drawn instead, uniformly from the multiples of
+0.02 s in [impostor_shift, impostor_shift_max]: impostors at every distance the sync check
+compares, not at one. Each window carries both, so genuine:impostor is exactly 1:1.
 
 Time grid: window starts are multiples of `hop_seconds`. A window starting at video frame
 s starts at speech frame s / fps / frame_seconds; for that to be a whole frame of both
@@ -19,7 +21,7 @@ the shifted impostor window lies inside the clip in at least one direction (if t
 direction does not fit the other is used; if neither fits the window is dropped: that only
 happens to windows less than `impostor_shift` from both ends of the clip, i.e. in clips
 shorter than window + 2 * shift (1.3 s by default); a clip shorter than window + shift
-(0.8 s) gives no window at all). Optional
+(0.8 s) gives no window at all; with a drawn shift, the shift drawn for that window). Optional
 filters: `drop_silent` drops windows whose audio is mostly silence (more than half of the
 15 frames quieter than `silence_db` below the clip's loud level, or outside the word spans
 of an alignment such as GRID's .align when one is given) and then also never picks a silent
@@ -51,6 +53,8 @@ class WindowConfig:
     fps: video frame rate. frame_seconds: speech feature frame step (0.02 s).
     hop_seconds: distance between window starts (multiple of 0.1 s).
     impostor_shift: seconds between a window and its impostor audio (multiple of 0.02 s).
+    impostor_shift_max: 0 for every impostor exactly impostor_shift away; else the largest
+      of the shifts drawn per window (multiple of 0.02 s, above impostor_shift).
     impostor_other_video_fraction: share of windows whose impostor audio comes from another
       video of the same split (assigned at gathering time), 0..1.
     drop_silent, silence_db: drop mostly silent windows (see module doc).
@@ -62,6 +66,7 @@ class WindowConfig:
     frame_seconds: float = SPEECH_FRAME_SECONDS
     hop_seconds: float = 0.1
     impostor_shift: float = 0.5
+    impostor_shift_max: float = 0.0
     impostor_other_video_fraction: float = 0.0
     drop_silent: bool = False
     silence_db: float = 30.0
@@ -80,6 +85,11 @@ class WindowConfig:
         if self.impostor_shift <= 0:
             raise ValueError(f"impostor shift must be positive, got {self.impostor_shift}")
         whole_multiple(self.impostor_shift, self.frame_seconds, "impostor shift")
+        if self.impostor_shift_max:
+            if self.impostor_shift_max <= self.impostor_shift:
+                raise ValueError(f"impostor_shift_max ({self.impostor_shift_max}) must be 0 or "
+                                 f"above impostor_shift ({self.impostor_shift})")
+            whole_multiple(self.impostor_shift_max, self.frame_seconds, "impostor shift max")
         if not 0.0 <= self.impostor_other_video_fraction <= 1.0:
             raise ValueError("impostor_other_video_fraction must be within [0, 1]")
         if self.silence_db <= 0 or self.static_threshold < 0:
@@ -102,8 +112,15 @@ class WindowConfig:
 
     @property
     def shift_speech_frames(self):
-        """Speech frames between a window and its impostor audio."""
+        """Speech frames between a window and its impostor audio (the smallest, with a max)."""
         return whole_multiple(self.impostor_shift, self.frame_seconds, "impostor shift")
+
+    @property
+    def max_shift_speech_frames(self):
+        """Largest speech-frame shift of an impostor (shift_speech_frames without a max)."""
+        if not self.impostor_shift_max:
+            return self.shift_speech_frames
+        return whole_multiple(self.impostor_shift_max, self.frame_seconds, "impostor shift max")
 
     def to_dict(self):
         """The settings as a JSON-ready dict (for the manifest)."""
@@ -218,25 +235,31 @@ def video_rng(seed, video_id):
 def impostor_starts(speech_starts, num_speech_frames, config, rng, silent_frames=None):
     """Where each window's impostor audio starts.
 
-    Picks -shift or +shift at random; when that window does not fit in the clip (or is
-    mostly silent while `silent_frames` is given) the other direction is used.
+    Picks -shift or +shift at random (the shift drawn per window when config has an
+    impostor_shift_max); when that window does not fit in the clip (or is mostly silent
+    while `silent_frames` is given) the other direction is used.
     Returns int64 (K,) speech frame starts (-1 where neither direction fits) and
     float32 (K,) signed shifts in seconds (0.0 where none fits).
     """
-    shift = config.shift_speech_frames
     last = num_speech_frames - config.speech_frames
     starts = np.full(len(speech_starts), -1, dtype=np.int64)
     shifts = np.zeros(len(speech_starts), dtype=np.float32)
     signs = np.where(rng.random(len(speech_starts)) < 0.5, -1, 1)
-    for i, (genuine, sign) in enumerate(zip(speech_starts, signs)):
+    # drawn after the signs, so datasets without a max keep their impostors
+    sizes = (rng.integers(config.shift_speech_frames, config.max_shift_speech_frames + 1,
+                          len(speech_starts))
+             if config.impostor_shift_max else np.full(len(speech_starts),
+                                                       config.shift_speech_frames))
+    for i, (genuine, sign, size) in enumerate(zip(speech_starts, signs, sizes)):
         for direction in (sign, -sign):
-            candidate = int(genuine) + direction * shift
+            candidate = int(genuine) + direction * int(size)
             if not 0 <= candidate <= last:
                 continue
             if silent_frames is not None and mostly_silent(silent_frames, [candidate], config)[0]:
                 continue
             starts[i] = candidate
-            shifts[i] = direction * config.impostor_shift
+            shifts[i] = direction * (size * config.frame_seconds if config.impostor_shift_max
+                                     else config.impostor_shift)
             break
     return starts, shifts
 
