@@ -66,6 +66,8 @@ def test_drawn_shifts_cover_the_range_on_the_grid():
                                   genuine + np.sign(windows.impostor_shift) * steps)
     fixed = pairs.make_windows(crops, active, features, CONFIG, "clip")
     assert np.all(np.abs(fixed.impostor_shift) == np.float32(0.5))
+    assert "impostor_shift_max" not in CONFIG.to_dict()  # the settings of older builds
+    assert ranged.to_dict()["impostor_shift_max"] == 0.5
 
 
 def test_directions_are_seeded_by_seed_and_video_not_by_order():

@@ -123,8 +123,13 @@ class WindowConfig:
         return whole_multiple(self.impostor_shift_max, self.frame_seconds, "impostor shift max")
 
     def to_dict(self):
-        """The settings as a JSON-ready dict (for the manifest)."""
-        return dataclasses.asdict(self)
+        """The settings as a JSON-ready dict (for the manifest); without impostor_shift_max
+        when it is 0, so a fixed-shift build keeps the settings of builds made before it
+        existed (and can resume them)."""
+        settings = dataclasses.asdict(self)
+        if not self.impostor_shift_max:
+            del settings["impostor_shift_max"]
+        return settings
 
 
 @dataclasses.dataclass(frozen=True)
