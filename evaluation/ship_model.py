@@ -5,7 +5,10 @@
 Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
 the old model or the new one, never half of each): the towers of the run's best epoch
 (CHECKPOINT_DIR/best, else its newest checkpoint; --checkpoint=RUN/ckpt-N for another epoch,
-chosen by another measure such as sync recovery) without optimiser state, and config.json
+chosen by another measure such as sync recovery; with --use_moving_average, that training
+checkpoint's moving averages of the weights instead, as test.py --use_moving_average scores
+them: the best/ copy holds the towers alone, so --checkpoint is then required) without
+optimiser state, and config.json
 with the run's settings and the dataset features the model expects (its data_dir cleared:
 the training dataset is not part of the model). The model card, its test metrics and its
 sync thresholds are written by hand beside it and kept when the folder is shipped again.
@@ -23,16 +26,21 @@ flags.DEFINE_string("run_dir", None, "train.py's --train_dir of the run to ship.
 flags.DEFINE_string("output_dir", None, "Model folder to write (replaced whole).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint of --run_dir to ship instead of its best "
                     "(a path prefix such as runs/multi/ckpt-1052).")
+flags.DEFINE_boolean("use_moving_average", False,
+                     "Ship the checkpoint's moving averages of the weights (train.py "
+                     "--moving_average_decay) instead of the weights.")
 KEEP = ("MODEL_CARD.md", "test_metrics.json", "sync_thresholds.json")  # written by hand
 
 
-def ship(run_dir, output_dir, checkpoint=None):
-    """Exports the towers of `checkpoint` (by default the run's best) and the run's settings
-    into output_dir; returns the checkpoint path it wrote."""
+def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False):
+    """Exports the towers of `checkpoint` (by default the run's best; with
+    use_moving_average, their moving averages) and the run's settings into output_dir;
+    returns the checkpoint path it wrote."""
     import dataclasses
 
     from avmatch import checkpoints
     from avmatch.config import RUN_CONFIG_NAME, read_saved_run
+    from avmatch.ema import WeightAverages
     from avmatch.instance import MatchingInstance
     from avprep import records
 
@@ -40,7 +48,11 @@ def ship(run_dir, output_dir, checkpoint=None):
     source = checkpoint or checkpoints.checkpoint_to_score(run_dir, "best")
     instance = MatchingInstance.create(saved.train.model_speech_name,
                                        saved.train.model_mouth_name)
-    checkpoints.restore_towers(source, instance)
+    averages = (WeightAverages(instance.trainable_variables, saved.train.moving_average_decay)
+                if use_moving_average else None)
+    checkpoints.restore_towers(source, instance, averages)
+    if averages is not None:
+        averages.copy_to_variables()
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".ship-", dir=parent)
@@ -51,7 +63,8 @@ def ship(run_dir, output_dir, checkpoint=None):
         train = dataclasses.replace(saved.train, data_dir="", train_dir=output_dir)
         records.write_json_atomic(os.path.join(staging, RUN_CONFIG_NAME),
                                   dict(train.to_dict(), features=saved.features,
-                                       shipped_from=os.path.abspath(source)))
+                                       shipped_from=os.path.abspath(source),
+                                       moving_average=use_moving_average))
         for name in KEEP:
             if os.path.exists(os.path.join(output_dir, name)):
                 shutil.copy2(os.path.join(output_dir, name), staging)
@@ -70,9 +83,13 @@ def main(argv):
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.run_dir or not FLAGS.output_dir:
         raise UsageError("--run_dir and --output_dir are required")
+    if FLAGS.use_moving_average and not FLAGS.checkpoint:
+        raise UsageError("--use_moving_average needs --checkpoint=RUN/ckpt-N (a training "
+                         "checkpoint: the run's best/ copy holds no moving averages)")
     from avmatch.checkpoints import CheckpointError
     with reported(FileNotFoundError, ValueError, CheckpointError):
-        path = ship(FLAGS.run_dir, FLAGS.output_dir, FLAGS.checkpoint)
+        path = ship(FLAGS.run_dir, FLAGS.output_dir, FLAGS.checkpoint,
+                    FLAGS.use_moving_average)
     print(f"shipped {path}")
 
 

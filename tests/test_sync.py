@@ -310,3 +310,31 @@ def test_ship_model_ships_the_best_epoch_or_a_chosen_one(demo_model, tmp_path):
         config = json.loads((output / "config.json").read_text())
         assert config["shipped_from"] == os.path.abspath(expected)
     assert sync.read_thresholds(str(output)).min_confidence == 9.5
+
+
+def test_ship_model_ships_the_moving_averages_when_asked(demo_model, tmp_path):
+    from avmatch import checkpoints
+    from avmatch.config import read_saved_run
+    from avmatch.ema import WeightAverages
+    from avmatch.instance import MatchingInstance
+
+    source = checkpoints.latest_checkpoint(demo_model)
+    command = [sys.executable, str(REPO / "evaluation" / "ship_model.py"),
+               f"--run_dir={demo_model}", f"--output_dir={tmp_path / 'ema'}",
+               "--use_moving_average"]
+    refused = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "needs --checkpoint" in refused.stderr
+    result = subprocess.run([*command, f"--checkpoint={source}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "ema" / "config.json").read_text())["moving_average"]
+    trained, shipped = MatchingInstance.create(), MatchingInstance.create()
+    averages = WeightAverages(trained.trainable_variables,
+                              read_saved_run(demo_model).train.moving_average_decay)
+    checkpoints.restore_towers(source, trained, averages)
+    checkpoints.restore_towers(checkpoints.checkpoint_to_score(str(tmp_path / "ema")), shipped)
+    moved = [not np.array_equal(a.numpy(), w.numpy())
+             for a, w in zip(averages.shadows, trained.trainable_variables)]
+    assert any(moved)  # the averages differ from the weights, so the test tells them apart
+    for average, weight in zip(averages.shadows, shipped.trainable_variables):
+        np.testing.assert_array_equal(average.numpy(), weight.numpy())
