@@ -1,6 +1,6 @@
 """Packs a training run's best towers as a pretrained model folder, loadable without training.
 
-    python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v5
+    python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v4
 
 Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
 the old model or the new one, never half of each): the towers of the run's best epoch
