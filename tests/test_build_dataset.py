@@ -133,6 +133,10 @@ def test_script_exit_codes(tmp_path):
     result = _run_script(f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'o'}",
                          "--window_hop=0.05")
     assert result.returncode == 2 and "window hop" in result.stderr
+    result = _run_script(f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'o'}",
+                         "--impostor_shift_max=0.3")  # below --impostor_shift's 0.5
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: impostor_shift_max (0.3)")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.mp4").write_bytes(b"")

@@ -324,6 +324,12 @@ def test_ship_model_ships_the_moving_averages_when_asked(demo_model, tmp_path):
                "--use_moving_average"]
     refused = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "needs --checkpoint" in refused.stderr
+    towers_only = checkpoints.checkpoint_to_score(demo_model)  # best/: no averages
+    refused = subprocess.run([*command, f"--checkpoint={towers_only}"],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: checkpoint {towers_only} holds no moving averages")
     result = subprocess.run([*command, f"--checkpoint={source}"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

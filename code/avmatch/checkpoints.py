@@ -60,11 +60,26 @@ def checkpoint_to_score(checkpoint_dir, which="best"):
     return latest_checkpoint(checkpoint_dir)
 
 
+def _holds_moving_averages(path):
+    """False when checkpoint `path` is readable and holds no weight averages (a tower-only
+    copy); True otherwise, so that a damaged file is named by the restore itself."""
+    try:
+        paths = _keys_by_path(tf.train.load_checkpoint(path))
+    except _UNREADABLE:
+        return True
+    return any(name.startswith("moving_averages/") for name in paths)
+
+
 def restore_towers(path, instance, averages=None):
     """Loads the towers (and, if given, the weight averages) of checkpoint `path`;
-    CheckpointError when its files are damaged or do not hold these towers."""
+    CheckpointError when its files are damaged, do not hold these towers or, with
+    `averages`, hold no weight averages."""
     objects = {"speech_cnn": instance.speech_net, "mouth_cnn": instance.mouth_net}
     if averages is not None:
+        if not _holds_moving_averages(path):
+            raise CheckpointError(f"checkpoint {path} holds no moving averages of the weights "
+                                  "(towers alone, as in best/ or a shipped model; a training "
+                                  "checkpoint RUN/ckpt-N has them)")
         objects["moving_averages"] = averages
     try:
         status = tf.train.Checkpoint(**objects).restore(path).expect_partial()

@@ -250,11 +250,10 @@ def impostor_starts(speech_starts, num_speech_frames, config, rng, silent_frames
     starts = np.full(len(speech_starts), -1, dtype=np.int64)
     shifts = np.zeros(len(speech_starts), dtype=np.float32)
     signs = np.where(rng.random(len(speech_starts)) < 0.5, -1, 1)
-    # drawn after the signs, so datasets without a max keep their impostors
-    sizes = (rng.integers(config.shift_speech_frames, config.max_shift_speech_frames + 1,
-                          len(speech_starts))
-             if config.impostor_shift_max else np.full(len(speech_starts),
-                                                       config.shift_speech_frames))
+    # drawn after the signs (one value when there is no max), so fixed-shift datasets keep
+    # the impostors they had before shifts could be drawn
+    sizes = rng.integers(config.shift_speech_frames, config.max_shift_speech_frames + 1,
+                         len(speech_starts))
     for i, (genuine, sign, size) in enumerate(zip(speech_starts, signs, sizes)):
         for direction in (sign, -sign):
             candidate = int(genuine) + direction * int(size)
@@ -263,8 +262,7 @@ def impostor_starts(speech_starts, num_speech_frames, config, rng, silent_frames
             if silent_frames is not None and mostly_silent(silent_frames, [candidate], config)[0]:
                 continue
             starts[i] = candidate
-            shifts[i] = direction * (size * config.frame_seconds if config.impostor_shift_max
-                                     else config.impostor_shift)
+            shifts[i] = direction * size * config.frame_seconds
             break
     return starts, shifts
 
