@@ -40,6 +40,10 @@ flags.DEFINE_enum("checkpoint", _D.checkpoint, ["best", "latest"],
                   "the run kept one; latest: the newest checkpoint.")
 flags.DEFINE_enum("precision", _D.precision, ["float32", "bfloat16", "auto"], "Scoring "
                   "arithmetic (see train.py --precision); any precision reads any checkpoint.")
+flags.DEFINE_integer("offset_windows", _D.offset_windows, "Also count how often a mouth "
+                     "window's own audio is nearer than its video's audio at every other "
+                     "offset among this many consecutive windows (0.1 s apart; the sync "
+                     "check's question per window); 0 = not measured.")
 flags.DEFINE_enum("group_by", _D.group_by, ["", "source", "speaker"],
                   "Also report the metrics per source (input folder) or per speaker.")
 
@@ -78,6 +82,8 @@ def main(argv):
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.batch_size < 2 or FLAGS.num_folds < 1:
         raise UsageError("--batch_size must be >= 2 and --num_folds >= 1")
+    if FLAGS.offset_windows == 1 or FLAGS.offset_windows < 0:
+        raise UsageError(f"--offset_windows={FLAGS.offset_windows} must be 0 (off) or at least 2")
     from avmatch.config import read_saved_run
     from avprep.demo_data import dataset_or_demo
 
@@ -95,6 +101,7 @@ def main(argv):
         checkpoint=FLAGS.checkpoint,
         group_by=FLAGS.group_by,
         precision=FLAGS.precision,
+        offset_windows=FLAGS.offset_windows,
     )
     result = evaluate(config, saved_run)
     print(result["summary"])

@@ -61,6 +61,13 @@ flags.DEFINE_enum("selection_rule", _D.selection_rule, list(SELECTION_RULES), "O
                   "--adaptive_margin_ratio times the batch's largest genuine distance.")
 flags.DEFINE_float("adaptive_margin_ratio", _D.adaptive_margin_ratio, "The adaptive rule's "
                    "margin as a share of the largest genuine distance.")
+flags.DEFINE_float("offset_loss_weight", _D.offset_loss_weight, "Weight of the loss over "
+                   "audio offsets (avmatch.losses.offset_loss): each mouth window against its "
+                   "clip's audio at the other offsets of its batch; 0 = contrastive loss alone.")
+flags.DEFINE_float("offset_temperature", _D.offset_temperature, "Offset loss: distance units "
+                   "per unit of logit.")
+flags.DEFINE_integer("offset_run_windows", _D.offset_run_windows, "Offset loss: batches are "
+                     "made of runs of this many consecutive windows of a video (0.1 s apart).")
 flags.DEFINE_string("checkpoint_path", "", "Checkpoint (file prefix or directory) to fine-tune "
                     "from when train_dir has none.")
 flags.DEFINE_list("checkpoint_exclude_scopes", [], "Variable scopes (e.g. mouth_cnn/head) not "
@@ -101,6 +108,12 @@ def check_numbers(config):
             raise UsageError(f"--{field.name}={value} must be a finite number")
     if config.adaptive_margin_ratio < 0 or config.max_train_windows < 0:
         raise UsageError("--adaptive_margin_ratio and --max_train_windows must not be negative")
+    if config.offset_loss_weight < 0 or config.offset_temperature <= 0:
+        raise UsageError("--offset_loss_weight must not be negative and --offset_temperature "
+                         "must be positive")
+    if config.offset_loss_weight and config.offset_run_windows < 2:
+        raise UsageError(f"--offset_run_windows={config.offset_run_windows} must be at least 2: "
+                         "the offset loss compares a window with its video's other windows")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
     return config

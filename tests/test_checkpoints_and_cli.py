@@ -137,6 +137,22 @@ def test_test_script_writes_metrics_and_plots(trained_run, dataset, tmp_path, mo
         assert (test_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_test_script_counts_the_offset_ranking(trained_run, dataset, tmp_path):
+    """--offset_windows=4 on the 8 test windows (videos 0 1 2 0 | 1 2 0 1 in groups of 4):
+    4 windows have another offset of their video, 1 each (chance 0.5)."""
+    train_dir, _ = trained_run
+    test_dir = tmp_path / "test"
+    result = run_script("test.py", f"--checkpoint_dir={train_dir}", f"--data_dir={dataset}",
+                        f"--test_dir={test_dir}", "--offset_windows=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "own audio nearer than every other offset" in result.stdout
+    ranking = json.loads((test_dir / "metrics.json").read_text())["offset_ranking"]
+    assert ranking["windows"] == 4 and ranking["window_count"] == 4
+    assert ranking["chance"] == pytest.approx(0.5) and 0 <= ranking["nearest"] <= 4
+    refused = run_script("test.py", f"--checkpoint_dir={train_dir}", "--offset_windows=1")
+    assert "--offset_windows=1" in assert_one_line_error(refused)
+
+
 # -- resuming ---------------------------------------------------------------------------
 def _optimizer_state(optimizer):
     """[(name, value)] of the optimiser's variables, in order (paths carry a per-process
@@ -333,6 +349,34 @@ def test_train_rejects_negative_selection_and_cap_settings(tmp_path, argument):
     result = run_script("train.py", argument, f"--train_dir={tmp_path / 'run'}")
     assert "must not be negative" in assert_one_line_error(result)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("arguments,expected", [
+    (["--offset_loss_weight=-1"], "--offset_loss_weight must not be negative"),
+    (["--offset_temperature=0"], "--offset_temperature must be positive"),
+    (["--offset_loss_weight=1", "--offset_run_windows=1"], "--offset_run_windows=1 must be"),
+])
+def test_train_rejects_offset_loss_settings_that_cannot_work(tmp_path, arguments, expected):
+    result = run_script("train.py", *arguments, f"--train_dir={tmp_path / 'run'}")
+    assert expected in assert_one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_with_the_offset_loss_through_the_script(dataset, tmp_path):
+    """--offset_loss_weight trains on runs of a video's windows and is recorded; with a
+    --max_train_windows that skips windows it is refused in one line."""
+    train_dir = tmp_path / "run"
+    result = run_script("train.py", f"--data_dir={dataset}", f"--train_dir={train_dir}",
+                        "--batch_size=8", "--num_epochs=1", "--offset_loss_weight=50",
+                        "--offset_run_windows=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((train_dir / "config.json").read_text())
+    assert config["offset_loss_weight"] == 50 and config["offset_run_windows"] == 2
+    results = json.loads((train_dir / "results.json").read_text())
+    assert np.isfinite(results["epochs"][-1]["validation"]["auc"]["mean"])
+    capped = run_script("train.py", f"--data_dir={dataset}", f"--train_dir={tmp_path / 'c'}",
+                        "--batch_size=8", "--offset_loss_weight=50", "--max_train_windows=8")
+    assert "--offset_loss_weight needs every training window" in assert_one_line_error(capped)
 
 
 def test_bfloat16_training_and_scoring_through_the_scripts(dataset, tmp_path):

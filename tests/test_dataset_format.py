@@ -237,3 +237,69 @@ def test_a_capped_epoch_reads_every_kth_record_of_each_shard(gathered):
     shuffled = sum(len(b["mouth"]) for b in window_batches(info, "train", 4, shuffle=True,
                                                            stride=stride, drop_remainder=True))
     assert shuffled == 4 * batches_per_epoch(info, "train", 4, stride)
+
+
+def test_runs_hold_consecutive_windows_of_one_video(gathered):
+    """run_windows: the records come back in the writer's order (video, then start) as runs,
+    and only the runs are shuffled; stride > 1 is refused."""
+    info = load_dataset_info(gathered[0], required_splits=("train",))
+    written = [(video, start) for video in ("a", "b")
+               for start in range(0, 3 * WINDOWS_PER_VIDEO, 3)]
+    hashes = {tf.strings.to_hash_bucket_fast(v, 2 ** 62).numpy(): v for v in ("a", "b")}
+
+    def read(**kwargs):
+        return [(hashes[int(v)], int(s)) for batch in window_batches(info, "train", 4, **kwargs)
+                for v, s in zip(batch["video"].numpy(), batch["start_frame"].numpy())]
+
+    assert read(run_windows=3) == written
+    shuffled = read(run_windows=3, shuffle=True, seed=1)
+    runs = [tuple(shuffled[i:i + 3]) for i in range(0, len(shuffled), 3)]
+    assert sorted(runs) == [tuple(written[i:i + 3]) for i in range(0, len(written), 3)]
+    assert shuffled != written
+    with pytest.raises(ValueError, match="stride 1"):
+        window_batches(info, "train", 4, run_windows=3, stride=2)
+
+
+class _CubeMeans:
+    """A stand-in for MatchingInstance: a cube's embedding is its mean value (1-D)."""
+
+    def window_embeddings(self, mouth, speech_genuine, speech_impostor, training=False):
+        def means(cubes):
+            return tf.reduce_mean(tf.reshape(tf.cast(cubes, tf.float32),
+                                             [tf.shape(cubes)[0], -1]), axis=1, keepdims=True)
+        return means(mouth), tf.concat([means(speech_genuine), means(speech_impostor)], 0)
+
+
+def _ordered_dataset(directory, speech_lag):
+    """Two training videos of WINDOWS_PER_VIDEO windows; window k's mouth cubes hold k and its
+    aligned speech k + speech_lag, so with speech_lag = 1 each mouth is nearest the audio of
+    the window before it."""
+    entries, statuses = [], {}
+    for video_id in ("a", "b"):
+        k = np.arange(WINDOWS_PER_VIDEO)
+        speech = np.ones((WINDOWS_PER_VIDEO,) + SPEECH_SHAPE, np.float32)
+        windows = pairs.Windows(
+            mouth=np.ones((WINDOWS_PER_VIDEO,) + records.MOUTH_SHAPE, np.uint8)
+            * k[:, None, None, None].astype(np.uint8),
+            speech_genuine=speech * (k + speech_lag)[:, None, None, None],
+            speech_impostor=speech * 100.0, start_frame=k * 3,
+            impostor_shift=np.full(WINDOWS_PER_VIDEO, 0.5, np.float32), dropped={})
+        entries.append(splits.VideoEntry(f"/in/{video_id}.mp4", f"{video_id}.mp4", video_id,
+                                         "train", speaker=video_id, source="in"))
+        status = {"video_id": video_id, "status": "ok", "reason": "",
+                  "windows": WINDOWS_PER_VIDEO}
+        statuses[video_id] = dataset_writer.write_part(str(directory), video_id, windows, status)
+    dataset_writer.gather(str(directory), entries, statuses, SPEECH_SHAPE, {}, 2,
+                          pairs.WindowConfig())
+    return load_dataset_info(str(directory), required_splits=("train",))
+
+
+def test_offset_ranking_counts_windows_whose_own_audio_is_nearest(tmp_path):
+    from avmatch.scoring import offset_ranking
+    aligned = offset_ranking(_CubeMeans(), _ordered_dataset(tmp_path / "a", 0), "train", 4)
+    # 12 windows in groups of 4: a0-a3, a4 a5 b0 b1, b2-b5: every window has another offset
+    assert aligned["windows"] == 12 and aligned["nearest"] == 12 and aligned["share"] == 1.0
+    assert aligned["chance"] == pytest.approx((8 * 1 / 4 + 4 * 1 / 2) / 12)
+    lagged = offset_ranking(_CubeMeans(), _ordered_dataset(tmp_path / "b", 1), "train", 4)
+    # only the first window of its video in its group has no earlier audio to prefer
+    assert lagged["windows"] == 12 and lagged["nearest"] == 4

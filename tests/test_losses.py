@@ -1,9 +1,9 @@
-"""The contrastive loss against hand-computed values."""
+"""The contrastive loss and the loss over audio offsets against hand-computed values."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from avmatch.losses import contrastive_loss
+from avmatch.losses import contrastive_loss, offset_loss
 
 
 def _loss(labels, distances, **kwargs):
@@ -79,3 +79,33 @@ def test_gradient_of_a_dropped_pair_is_exactly_zero():
     grad = tape.gradient(loss, distances).numpy()
     # d/dd of mean over 2 kept pairs: genuine d/2 = 1.5, impostor -(10 - d)/2 = -2.5
     np.testing.assert_allclose(grad, [1.5, 0.0, -2.5], rtol=1e-6)
+
+
+def _offset(genuine, shifted, mask, temperature=10.0):
+    return float(offset_loss(tf.constant(genuine, tf.float32), tf.constant(shifted, tf.float32),
+                             tf.constant(mask, tf.bool), temperature))
+
+
+def test_offset_loss_is_the_cross_entropy_of_the_genuine_offset():
+    # one window: genuine at 10, shifted audio at 20 and 30, temperature 10
+    # -log(e^-1 / (e^-1 + e^-2 + e^-3))
+    expected = -np.log(np.exp(-1) / (np.exp(-1) + np.exp(-2) + np.exp(-3)))
+    assert _offset([10.0], [[20.0, 30.0]], [[True, True]]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_offset_loss_ignores_masked_candidates_and_windows_without_any():
+    # window 1's candidate at 30 is masked out; window 2 has none and does not count
+    one = -np.log(np.exp(-1) / (np.exp(-1) + np.exp(-2)))
+    got = _offset([10.0, 10.0, 5.0], [[20.0, 30.0], [20.0, 30.0], [1.0, 1.0]],
+                  [[True, True], [True, False], [False, False]])
+    two = -np.log(np.exp(-1) / (np.exp(-1) + np.exp(-2) + np.exp(-3)))
+    assert got == pytest.approx((two + one) / 2, rel=1e-5)
+    assert _offset([5.0], [[1.0]], [[False]]) == 0.0
+
+
+def test_offset_loss_depends_on_the_order_of_distances_not_their_scale():
+    """Adding the same amount to every distance of a window changes nothing: no absolute
+    margin, unlike the contrastive loss."""
+    near = _offset([10.0], [[14.0, 25.0]], [[True, True]])
+    assert _offset([60.0], [[64.0, 75.0]], [[True, True]]) == pytest.approx(near, rel=1e-5)
+    assert _offset([14.0], [[10.0, 25.0]], [[True, True]]) > near

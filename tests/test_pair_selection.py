@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from avmatch.pair_selection import all_pairs_mask, hard_pair_mask
+from avmatch.pair_selection import all_pairs_mask, hard_pair_mask, offset_pair_mask
 
 
 def reference_mask(labels, distances, hard_margin):
@@ -73,3 +73,15 @@ def test_all_pairs_mask_keeps_everything():
     labels = tf.constant([1.0, 0.0, 0.0, 1.0])
     mask = all_pairs_mask(labels).numpy()
     assert mask.dtype == bool and mask.shape == (4,) and mask.all()
+
+
+def test_offset_pairs_are_other_starts_of_the_same_video():
+    # windows: video 7 at frames 0 and 3, video 9 at 0, video 7 again at 0 (a second build of
+    # the same window: same audio, so not an offset)
+    video = tf.constant([7, 7, 9, 7], tf.int64)
+    start = tf.constant([0, 3, 0, 0], tf.int64)
+    expected = np.array([[0, 1, 0, 0],
+                         [1, 0, 0, 1],
+                         [0, 0, 0, 0],
+                         [0, 1, 0, 0]], bool)
+    np.testing.assert_array_equal(offset_pair_mask(video, start).numpy(), expected)

@@ -43,6 +43,9 @@ class TrainConfig:
     online_pair_selection: bool = True
     selection_rule: str = "hard"
     adaptive_margin_ratio: float = 0.2
+    offset_loss_weight: float = 0.0
+    offset_temperature: float = 10.0
+    offset_run_windows: int = 8
     checkpoint_path: str = ""
     checkpoint_exclude_scopes: tuple = ()
     trainable_scopes: tuple = ()
@@ -78,6 +81,7 @@ class EvalConfig:
     checkpoint: str = "best"
     group_by: str = ""
     precision: str = "auto"
+    offset_windows: int = 0
 
 
 def train_config_from_dict(payload):

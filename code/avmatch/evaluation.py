@@ -7,7 +7,7 @@ from avmatch.input_pipeline import DatasetError, load_dataset_info, model_featur
 from avmatch.instance import MatchingInstance
 from avmatch.nets.nets_factory import input_shape
 from avmatch.reporting import format_metrics, write_test_outputs
-from avmatch.scoring import score_split
+from avmatch.scoring import offset_ranking, score_split
 from avprep import records
 
 
@@ -56,10 +56,24 @@ def evaluate_checkpoint(config, run, log=print):
         extra["group_by"] = config.group_by
         extra["groups"] = metrics.group_metrics(
             labels, distances, pair_groups(video_ids, info.data_dir, config.group_by))
+    if config.offset_windows:
+        extra["offset_ranking"] = dict(
+            offset_ranking(instance, info, config.split, config.offset_windows),
+            window_count=config.offset_windows)
     result = write_test_outputs(config.test_dir, labels, distances, num_folds=num_folds,
                                 extra=extra)
     result["summary"] = format_metrics(result)
+    if config.offset_windows:
+        result["summary"] += "\n" + format_offset_ranking(extra["offset_ranking"])
     return result
+
+
+def format_offset_ranking(ranking):
+    """One line for scoring.offset_ranking's dict (with its window_count)."""
+    return (f"own audio nearer than every other offset of its video (within "
+            f"{ranking['window_count']} consecutive windows): {ranking['nearest']} of "
+            f"{ranking['windows']} windows ({ranking['share']:.3f}; chance "
+            f"{ranking['chance']:.3f})")
 
 
 def pair_groups(video_ids, data_dir, group_by):

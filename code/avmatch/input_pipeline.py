@@ -21,6 +21,8 @@ import tensorflow as tf
 from avprep import records
 
 MODEL_KEYS = ("mouth", "speech_genuine", "speech_impostor")
+# windows the shuffle of runs holds (about 68 kB each: ~1.1 GB), most of a 17k-window split
+_RUN_SHUFFLE_WINDOWS = 16384
 
 
 class DatasetError(ValueError):
@@ -221,8 +223,37 @@ def subset_windows(info, split, stride):
     return sum(-(-count // stride) for count in counts)
 
 
+def _video_runs(info, split, run_windows, shuffle, seed):
+    """Unbatched windows of a split as runs of `run_windows` consecutive windows in the order
+    the writer numbered them (video, then start), each window with `video` int64 (a hash of
+    its video_id) and `start_frame`; the runs, not the windows, are shuffled.
+
+    The writer deals windows round-robin over the shards, so reading every shard one record
+    at a time restores that order; a run then holds one video's windows 0.1 s apart (two
+    videos where it straddles one's end).
+    """
+    files = tf.data.Dataset.from_tensor_slices(info.files[split])
+    dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=len(info.files[split]),
+                               block_length=1)
+    keys = MODEL_KEYS + ("video_id", "start_frame")
+    dataset = dataset.map(_parser(info.speech_shape, keys), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    dataset = dataset.map(_with_video_hash, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    dataset = dataset.batch(run_windows)
+    if shuffle:
+        dataset = dataset.shuffle(max(1, _RUN_SHUFFLE_WINDOWS // run_windows), seed=seed)
+    return dataset.unbatch()
+
+
+def _with_video_hash(window):
+    window = dict(window)
+    window["video"] = tf.strings.to_hash_bucket_fast(window.pop("video_id"), 2 ** 62)
+    return window
+
+
 def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_remainder=False,
-                   with_video_id=False, stride=1):
+                   with_video_id=False, stride=1, run_windows=0):
     """tf.data.Dataset of window batches of one split: dicts of mouth uint8 (W, 9, 60, 100),
     speech_genuine and speech_impostor float32 (W, T, F, C), W = windows_per_batch (the last
     batch smaller unless drop_remainder).
@@ -233,7 +264,17 @@ def window_batches(info, split, windows_per_batch, shuffle=False, seed=0, drop_r
     evaluation folds are consecutive pairs as written. with_video_id: batches also hold
     video_id, string (W,). stride: read every stride-th record of each shard only (a fixed
     subset spread over every video, see subset_stride).
+    run_windows > 0: batches are made of runs of that many consecutive windows of a video
+    (see _video_runs; for the loss over audio offsets) and also hold video int64 (W,), a hash
+    of video_id, and start_frame int64 (W,); needs stride 1.
     """
+    if run_windows:
+        if stride != 1:
+            raise ValueError("runs of consecutive windows need every window (stride 1)")
+        dataset = _video_runs(info, split, run_windows, shuffle, seed)
+        dataset = dataset.batch(windows_per_batch, drop_remainder=drop_remainder)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
     def read(path):
         return tf.data.TFRecordDataset(path).shard(stride, 0)
 

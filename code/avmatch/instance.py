@@ -68,9 +68,9 @@ class MatchingInstance:
     def regularization_loss(self):
         return self.speech_net.regularization_loss() + self.mouth_net.regularization_loss()
 
-    def window_distances(self, mouth, speech_genuine, speech_impostor, training=False,
-                         pair_weights=None, update_statistics=True):
-        """Distances of the 2W pairs of W windows (order of `window_pairs`).
+    def window_embeddings(self, mouth, speech_genuine, speech_impostor, training=False,
+                          pair_weights=None, update_statistics=True):
+        """Embeddings of W windows for their 2W pairs (order of `window_pairs`).
 
         The mouth tower runs once per window, not once per pair. With `pair_weights` (2W,),
         batch norm weighs each mouth by the number of its pairs that count and each speech cube
@@ -80,7 +80,7 @@ class MatchingInstance:
         Args:
           mouth: (W, 9, 60, 100); speech_genuine, speech_impostor: (W, T, F, C).
         Returns:
-          float32 (2W,).
+          (mouth embeddings (W, D), speech embeddings (2W, D): genuine rows, then impostor).
         """
         num_windows = tf.shape(mouth)[0]
         _, window_index = window_pairs(num_windows)
@@ -93,6 +93,15 @@ class MatchingInstance:
         speech_embeddings = self.embed_speech(speech, training=training,
                                               sample_weight=pair_weights,
                                               update_statistics=update_statistics)
+        return mouth_embeddings, speech_embeddings
+
+    def window_distances(self, mouth, speech_genuine, speech_impostor, training=False,
+                         pair_weights=None, update_statistics=True):
+        """float32 (2W,): distances of the 2W pairs of W windows (order of `window_pairs`);
+        arguments as `window_embeddings`."""
+        mouth_embeddings, speech_embeddings = self.window_embeddings(
+            mouth, speech_genuine, speech_impostor, training, pair_weights, update_statistics)
+        _, window_index = window_pairs(tf.shape(mouth)[0])
         return l2_distances(speech_embeddings, tf.gather(mouth_embeddings, window_index))
 
     def pair_distances(self, mouth, speech, training=False, update_statistics=True):

@@ -41,3 +41,12 @@ def adaptive_pair_mask(labels, distances, margin_ratio=0.2):
     genuine_distances = tf.where(genuine, distances, tf.zeros_like(distances))
     max_gen = tf.reduce_max(tf.concat([genuine_distances, tf.zeros([1], distances.dtype)], 0))
     return tf.logical_or(genuine, distances < max_gen * (1.0 + margin_ratio))
+
+
+def offset_pair_mask(video, start_frame):
+    """bool (W, W): True where window j's aligned audio is window i's clip at another offset,
+    i.e. the same video and another start frame (an impostor for mouth i, shifted by
+    start_j - start_i frames). video: (W,) ids, any comparable dtype; start_frame: (W,) int."""
+    same_video = tf.equal(video[:, None], video[None, :])
+    other_start = tf.not_equal(start_frame[:, None], start_frame[None, :])
+    return tf.logical_and(same_video, other_start)

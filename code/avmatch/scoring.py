@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from avmatch.input_pipeline import window_batches
+from avmatch.pair_selection import offset_pair_mask
 
 
 def make_scorer(instance):
@@ -37,3 +38,36 @@ def score_split(instance, info, split, pairs_per_batch=128, scorer=None, with_vi
             video_ids.append(np.repeat([v.decode("utf-8") for v in ids.numpy()], 2))
     scored = (np.concatenate(labels), np.concatenate(distances))
     return scored + (np.concatenate(video_ids),) if with_video_ids else scored
+
+
+def offset_ranking(instance, info, split, window_count=16):
+    """How often a mouth window's own audio is nearer than its clip's audio at other offsets:
+    the sync check's question asked of single windows.
+
+    The split is read in the writer's order in groups of `window_count` consecutive windows
+    (input_pipeline, run_windows); each mouth window is compared, in inference mode, with the
+    aligned audio of every other window of its video in its group (offsets of 0.1 s
+    multiples; build_dataset's hop).
+
+    Returns a dict: windows (those with at least one other offset), nearest (of them, the
+    windows whose own audio is strictly nearer than every other offset), share (nearest /
+    windows) and chance (the share expected if the distances carried no information: the
+    mean of 1 / (1 + other offsets)).
+    """
+    windows = nearest = 0
+    chance = 0.0
+    for batch in window_batches(info, split, window_count, run_windows=window_count):
+        mouth, speech = instance.window_embeddings(batch["mouth"], batch["speech_genuine"],
+                                                   batch["speech_impostor"], training=False)
+        genuine = speech[:tf.shape(mouth)[0]]
+        distances = tf.norm(mouth[:, None, :] - genuine[None, :, :], axis=-1).numpy()
+        others = offset_pair_mask(batch["video"], batch["start_frame"]).numpy()
+        counts = others.sum(axis=1)
+        own = np.diag(distances)[:, None]
+        beaten = np.where(others, distances > own, True).all(axis=1)
+        windows += int((counts > 0).sum())
+        nearest += int((beaten & (counts > 0)).sum())
+        chance += float((1.0 / (1 + counts[counts > 0])).sum())
+    return {"windows": windows, "nearest": nearest,
+            "share": nearest / windows if windows else float("nan"),
+            "chance": chance / windows if windows else float("nan")}

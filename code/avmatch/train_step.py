@@ -18,8 +18,9 @@ import dataclasses
 import tensorflow as tf
 
 from avmatch.instance import l2_distances, window_pairs
-from avmatch.losses import contrastive_loss
-from avmatch.pair_selection import adaptive_pair_mask, all_pairs_mask, hard_pair_mask
+from avmatch.losses import contrastive_loss, offset_loss
+from avmatch.pair_selection import (adaptive_pair_mask, all_pairs_mask, hard_pair_mask,
+                                    offset_pair_mask)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,9 @@ class StepConfig:
 
     selection_rule: "hard" (max_gen + hard_margin) or "adaptive" (max_gen * (1 +
     adaptive_margin_ratio)); used when online_pair_selection is on.
+    offset_loss_weight > 0 adds that times losses.offset_loss (each mouth against the audio
+    of the batch's other windows of its video and its own impostor, at offset_temperature);
+    the batch must then hold video and start_frame (input_pipeline, run_windows).
     """
     margin_gen: float = 0.0
     margin_imp: float = 100.0
@@ -35,6 +39,8 @@ class StepConfig:
     online_pair_selection: bool = True
     selection_rule: str = "hard"
     adaptive_margin_ratio: float = 0.2
+    offset_loss_weight: float = 0.0
+    offset_temperature: float = 10.0
 
 
 def kept_pairs(instance, batch, config):
@@ -57,27 +63,51 @@ def kept_pairs(instance, batch, config):
 
 
 def weighted_loss(instance, batch, pair_weights, config, global_weight=None):
-    """Loss of the kept pairs in training mode.
+    """Loss of the kept pairs in training mode (plus the offset loss, see StepConfig).
 
     Args:
-      batch: dict mouth (W, 9, 60, 100), speech_genuine / speech_impostor (W, T, F, C).
+      batch: dict mouth (W, 9, 60, 100), speech_genuine / speech_impostor (W, T, F, C);
+        with the offset loss also video (W,) and start_frame (W,).
       pair_weights: float32 (2W,), 1 for a kept pair, 0 for a dropped one.
       global_weight: the kept-pair count over all replicas (None: this batch's count).
     Returns:
       (total loss scalar, distances (2W,)). Under a distribution strategy the replica losses
       add up to the loss of the whole batch.
     """
-    labels, _ = window_pairs(tf.shape(batch["mouth"])[0])
-    distances = instance.window_distances(batch["mouth"], batch["speech_genuine"],
-                                          batch["speech_impostor"], training=True,
-                                          pair_weights=pair_weights)
+    num_windows = tf.shape(batch["mouth"])[0]
+    labels, window_index = window_pairs(num_windows)
+    mouth_embeddings, speech_embeddings = instance.window_embeddings(
+        batch["mouth"], batch["speech_genuine"], batch["speech_impostor"], training=True,
+        pair_weights=pair_weights)
+    distances = l2_distances(speech_embeddings, tf.gather(mouth_embeddings, window_index))
     data_loss = contrastive_loss(labels, distances, config.margin_gen, config.margin_imp,
                                  weights=pair_weights)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     if global_weight is not None:
         data_loss = data_loss * tf.reduce_sum(pair_weights) / tf.maximum(global_weight, 1.0)
     total = data_loss + instance.regularization_loss() / replicas
+    if config.offset_loss_weight:
+        total += config.offset_loss_weight * offset_term(
+            mouth_embeddings, speech_embeddings[:num_windows], distances, batch,
+            config.offset_temperature) / replicas
     return total, distances
+
+
+def offset_term(mouth_embeddings, genuine_embeddings, distances, batch, temperature):
+    """losses.offset_loss of W windows: mouth i against its aligned audio, the aligned audio
+    of the batch's other windows of its video (other offsets) and its impostor audio.
+
+    mouth_embeddings, genuine_embeddings: (W, D); distances: (2W,) in window_pairs order.
+    """
+    num_windows = tf.shape(mouth_embeddings)[0]
+    squared = tf.reduce_sum(tf.square(mouth_embeddings[:, None, :] -
+                                      genuine_embeddings[None, :, :]), axis=-1)
+    # the floor keeps sqrt's gradient finite on masked entries (tf.where passes 0 * inf)
+    cross = tf.sqrt(tf.maximum(squared, 1e-12))
+    shifted = tf.concat([cross, distances[num_windows:, None]], axis=1)
+    mask = tf.concat([offset_pair_mask(batch["video"], batch["start_frame"]),
+                      tf.ones([num_windows, 1], tf.bool)], axis=1)
+    return offset_loss(distances[:num_windows], shifted, mask, temperature)
 
 
 def pairwise_loss(instance, batch, keep, config):

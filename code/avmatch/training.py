@@ -161,6 +161,12 @@ class Trainer:
             )
         self.windows_per_batch = config.batch_size // 2
         self.stride = subset_stride(self.info, "train", config.max_train_windows)
+        self.run_windows = config.offset_run_windows if config.offset_loss_weight else 0
+        if self.run_windows and self.stride > 1:
+            raise ValueError(
+                f"--offset_loss_weight needs every training window: --max_train_windows="
+                f"{config.max_train_windows} keeps every {self.stride}th of the "
+                f"{self.info.windows['train']}; raise it or set it to 0")
         self.steps_per_epoch = batches_per_epoch(self.info, "train", self.windows_per_batch,
                                                  self.stride)
         if self.steps_per_epoch == 0:
@@ -205,7 +211,8 @@ class Trainer:
         self.augment = augment_config(config)
         step_config = StepConfig(
             config.margin_gen, config.margin_imp, config.hard_margin, config.online_pair_selection,
-            config.selection_rule, config.adaptive_margin_ratio
+            config.selection_rule, config.adaptive_margin_ratio, config.offset_loss_weight,
+            config.offset_temperature
         )
         self.train_step = TrainStep(
             self.instance,
@@ -269,6 +276,7 @@ class Trainer:
             seed=self.config.seed + epoch,
             drop_remainder=True,
             stride=self.stride,
+            run_windows=self.run_windows,
         )
         if skip:
             dataset = dataset.skip(skip)
