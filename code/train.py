@@ -64,8 +64,8 @@ flags.DEFINE_float("adaptive_margin_ratio", _D.adaptive_margin_ratio, "The adapt
 flags.DEFINE_float("offset_loss_weight", _D.offset_loss_weight, "Weight of the loss over "
                    "audio offsets (avmatch.losses.offset_loss): each mouth window against its "
                    "clip's audio at the other offsets of its batch; 0 = contrastive loss alone.")
-flags.DEFINE_float("offset_temperature", _D.offset_temperature, "Offset loss: distance units "
-                   "per unit of logit.")
+flags.DEFINE_float("offset_temperature", _D.offset_temperature,
+                   "Offset loss: distance units per unit of logit.")
 flags.DEFINE_integer("offset_run_windows", _D.offset_run_windows, "Offset loss: batches are "
                      "made of runs of this many consecutive windows of a video (0.1 s apart).")
 flags.DEFINE_string("checkpoint_path", "", "Checkpoint (file prefix or directory) to fine-tune "
