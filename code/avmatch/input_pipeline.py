@@ -230,7 +230,9 @@ def _video_runs(info, split, run_windows, shuffle, seed):
 
     The writer deals windows round-robin over the shards, so reading every shard one record
     at a time restores that order; a run then holds one video's windows 0.1 s apart (two
-    videos where it straddles one's end).
+    videos where it straddles one's end). A merged dataset (merge_datasets.py) interleaves
+    its inputs' orders, so its runs hold fewer windows of one video; the loss and the
+    ranking compare windows by video and start frame, never by position.
     """
     files = tf.data.Dataset.from_tensor_slices(info.files[split])
     dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=len(info.files[split]),
