@@ -263,11 +263,16 @@ def test_runs_hold_consecutive_windows_of_one_video(gathered):
 class _CubeMeans:
     """A stand-in for MatchingInstance: a cube's embedding is its mean value (1-D)."""
 
-    def window_embeddings(self, mouth, speech_genuine, speech_impostor, training=False):
-        def means(cubes):
-            return tf.reduce_mean(tf.reshape(tf.cast(cubes, tf.float32),
-                                             [tf.shape(cubes)[0], -1]), axis=1, keepdims=True)
-        return means(mouth), tf.concat([means(speech_genuine), means(speech_impostor)], 0)
+    @staticmethod
+    def _means(cubes):
+        return tf.reduce_mean(tf.reshape(tf.cast(cubes, tf.float32), [tf.shape(cubes)[0], -1]),
+                              axis=1, keepdims=True)
+
+    def embed_mouth(self, mouth, training=False):
+        return self._means(mouth)
+
+    def embed_speech(self, speech, training=False):
+        return self._means(speech)
 
 
 def _ordered_dataset(directory, speech_lag):

@@ -13,6 +13,15 @@ def l2_distances(speech_embeddings, mouth_embeddings):
     return tf.sqrt(tf.reduce_sum(tf.square(speech_embeddings - mouth_embeddings), axis=-1))
 
 
+def l2_distance_matrix(mouth_embeddings, speech_embeddings):
+    """float (M, S): Euclidean distance of every mouth row (M, D) to every speech row (S, D).
+    A floor under the square keeps sqrt's gradient finite where the distance is 0 (a masked
+    entry still passes 0 * inf through tf.where)."""
+    squared = tf.reduce_sum(tf.square(mouth_embeddings[:, None, :] -
+                                      speech_embeddings[None, :, :]), axis=-1)
+    return tf.sqrt(tf.maximum(squared, 1e-12))
+
+
 def window_pairs(num_windows):
     """Labels and window indices of the 2W pairs a batch of W windows holds.
 

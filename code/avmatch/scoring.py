@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from avmatch.input_pipeline import window_batches
+from avmatch.instance import l2_distance_matrix
 from avmatch.pair_selection import offset_pair_mask
 
 
@@ -57,10 +58,9 @@ def offset_ranking(instance, info, split, window_count=16):
     windows = nearest = 0
     chance = 0.0
     for batch in window_batches(info, split, window_count, run_windows=window_count):
-        mouth, speech = instance.window_embeddings(batch["mouth"], batch["speech_genuine"],
-                                                   batch["speech_impostor"], training=False)
-        genuine = speech[:tf.shape(mouth)[0]]
-        distances = tf.norm(mouth[:, None, :] - genuine[None, :, :], axis=-1).numpy()
+        # the impostor cubes play no part: only the aligned audio is embedded
+        distances = l2_distance_matrix(instance.embed_mouth(batch["mouth"]),
+                                       instance.embed_speech(batch["speech_genuine"])).numpy()
         others = offset_pair_mask(batch["video"], batch["start_frame"]).numpy()
         counts = others.sum(axis=1)
         own = np.diag(distances)[:, None]

@@ -17,7 +17,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from avmatch.instance import l2_distances, window_pairs
+from avmatch.instance import l2_distance_matrix, l2_distances, window_pairs
 from avmatch.losses import contrastive_loss, offset_loss
 from avmatch.pair_selection import (adaptive_pair_mask, all_pairs_mask, hard_pair_mask,
                                     offset_pair_mask)
@@ -100,10 +100,7 @@ def offset_term(mouth_embeddings, genuine_embeddings, distances, batch, temperat
     mouth_embeddings, genuine_embeddings: (W, D); distances: (2W,) in window_pairs order.
     """
     num_windows = tf.shape(mouth_embeddings)[0]
-    squared = tf.reduce_sum(tf.square(mouth_embeddings[:, None, :] -
-                                      genuine_embeddings[None, :, :]), axis=-1)
-    # the floor keeps sqrt's gradient finite on masked entries (tf.where passes 0 * inf)
-    cross = tf.sqrt(tf.maximum(squared, 1e-12))
+    cross = l2_distance_matrix(mouth_embeddings, genuine_embeddings)
     shifted = tf.concat([cross, distances[num_windows:, None]], axis=1)
     mask = tf.concat([offset_pair_mask(batch["video"], batch["start_frame"]),
                       tf.ones([num_windows, 1], tf.bool)], axis=1)
