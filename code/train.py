@@ -85,6 +85,9 @@ flags.DEFINE_integer("precise_bn_batches", _D.precise_bn_batches, "Training batc
                      "evaluation and the checkpoint (0 = keep the moving averages).")
 flags.DEFINE_boolean("augment_mouth", _D.augment_mouth, "Augment the training mouth cubes "
                      "(zoom/shift of the crop, brightness, contrast, flip; avmatch.augment).")
+flags.DEFINE_enum("mouth_augmentation", _D.mouth_augmentation, ["standard", "strong"],
+                  "With --augment_mouth: 'strong' adds rotation, resolution loss and a larger "
+                  "zoom (avmatch.augment.MOUTH_AUGMENTATIONS).")
 flags.DEFINE_boolean("augment_speech", _D.augment_speech, "Add noise to the training speech "
                      "cubes (avmatch.augment).")
 flags.DEFINE_integer("early_stopping_epochs", _D.early_stopping_epochs, "Stop when the "
@@ -114,6 +117,8 @@ def check_numbers(config):
     if config.offset_loss_weight and config.offset_run_windows < 2:
         raise UsageError(f"--offset_run_windows={config.offset_run_windows} must be at least 2: "
                          "the offset loss compares a window with its video's other windows")
+    if config.mouth_augmentation != "standard" and not config.augment_mouth:
+        raise UsageError(f"--mouth_augmentation={config.mouth_augmentation} needs --augment_mouth")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
     return config

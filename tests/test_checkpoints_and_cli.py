@@ -355,8 +355,9 @@ def test_train_rejects_negative_selection_and_cap_settings(tmp_path, argument):
     (["--offset_loss_weight=-1"], "--offset_loss_weight must not be negative"),
     (["--offset_temperature=0"], "--offset_temperature must be positive"),
     (["--offset_loss_weight=1", "--offset_run_windows=1"], "--offset_run_windows=1 must be"),
+    (["--mouth_augmentation=strong"], "--mouth_augmentation=strong needs --augment_mouth"),
 ])
-def test_train_rejects_offset_loss_settings_that_cannot_work(tmp_path, arguments, expected):
+def test_train_rejects_loss_and_augmentation_settings_that_cannot_work(tmp_path, arguments, expected):
     result = run_script("train.py", *arguments, f"--train_dir={tmp_path / 'run'}")
     assert expected in assert_one_line_error(result)
     assert not (tmp_path / "run").exists()

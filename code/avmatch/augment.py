@@ -6,7 +6,14 @@ across frames is the signal and must stay intact): a random zoom of up to `mouth
 shift that keeps the crop inside the original (no invented border), a random contrast
 (x - mean) * c + mean with c in [1 - mouth_contrast, 1 + mouth_contrast] and brightness
 + b * 255 with |b| <= mouth_brightness, and a horizontal flip with probability
-`mouth_flip`; the result is rounded and clipped back to uint8 [0, 255].
+`mouth_flip`; the result is rounded and clipped back to uint8 [0, 255]. Two more, off by
+default, imitate other cameras and recordings: a rotation about the crop's centre of up to
+`mouth_rotation` radians (edge pixels repeated, so no black corners), and a loss of
+resolution, down to a random scale in [1 - `mouth_resolution`, 1] and back up (area
+down-sampling, bilinear up-sampling).
+
+MOUTH_AUGMENTATIONS names the mouth settings train.py offers: "standard" (the first four) and
+"strong" (a larger zoom, plus rotation and resolution loss).
 
 Speech cubes (float32 (W, T, F, C)): additive Gaussian noise of standard deviation
 `speech_noise` (features are normalised per clip to unit variance, so 0.1 is a tenth of
@@ -25,11 +32,23 @@ class AugmentConfig:
     mouth_contrast: float = 0.2
     mouth_flip: float = 0.5
     speech_noise: float = 0.1
+    mouth_rotation: float = 0.0
+    mouth_resolution: float = 0.0
 
     def __post_init__(self):
         for name, value in dataclasses.asdict(self).items():
             if not 0.0 <= value < 1.0 and not (name == "mouth_flip" and value == 1.0):
                 raise ValueError(f"augmentation {name} must be in [0, 1), got {value}")
+
+
+MOUTH_AUGMENTATIONS = {
+    "standard": {"mouth_zoom": 0.1, "mouth_brightness": 0.1, "mouth_contrast": 0.2,
+                 "mouth_flip": 0.5},
+    # 8 degrees of head roll, crops up to a quarter tighter, half the resolution: the spread
+    # between studio (GRID) and broadcast (LRW) mouth crops.
+    "strong": {"mouth_zoom": 0.25, "mouth_brightness": 0.1, "mouth_contrast": 0.2,
+               "mouth_flip": 0.5, "mouth_rotation": 0.14, "mouth_resolution": 0.5},
+}
 
 
 def _crop_boxes(num_windows, zoom):
@@ -40,6 +59,34 @@ def _crop_boxes(num_windows, zoom):
     return tf.concat([corner, corner + side], axis=1)
 
 
+def _rotated(images, angles):
+    """float32 (N, H, Wd, 1) images, each turned about its centre by angles (N,) radians."""
+    height = tf.cast(tf.shape(images)[1], tf.float32)
+    width = tf.cast(tf.shape(images)[2], tf.float32)
+    cy, cx = (height - 1.0) / 2.0, (width - 1.0) / 2.0
+    cos, sin, zeros = tf.cos(angles), tf.sin(angles), tf.zeros_like(angles)
+    # Each row maps an output pixel (x, y) to the input point it samples.
+    transforms = tf.stack([cos, -sin, cx - cos * cx + sin * cy,
+                           sin, cos, cy - sin * cx - cos * cy, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+def _lower_resolution(x, loss):
+    """float32 (W, 9, H, Wd) -> the same shape: each window down-sampled to a random scale in
+    [1 - loss, 1] (all its frames alike) and up-sampled back."""
+    size = tf.shape(x)[2:4]
+
+    def one_window(frames):
+        scale = tf.random.uniform([], 1.0 - loss, 1.0)
+        small = tf.maximum(tf.cast(tf.round(scale * tf.cast(size, tf.float32)), tf.int32), 1)
+        shrunk = tf.image.resize(frames[..., None], small, method="area")
+        return tf.image.resize(shrunk, size, method="bilinear")[..., 0]
+
+    return tf.map_fn(one_window, x)
+
+
 def augment_mouth(mouth, config):
     """uint8 (W, 9, H, Wd) -> uint8 (W, 9, H, Wd), one random transform per window."""
     shape = tf.shape(mouth)
@@ -48,7 +95,12 @@ def augment_mouth(mouth, config):
     boxes = tf.repeat(_crop_boxes(num_windows, config.mouth_zoom), frames, axis=0)
     images = tf.image.crop_and_resize(images, boxes, tf.range(num_windows * frames),
                                       [height, width])
+    if config.mouth_rotation:
+        angles = tf.random.uniform([num_windows], -config.mouth_rotation, config.mouth_rotation)
+        images = _rotated(images, tf.repeat(angles, frames))
     x = tf.reshape(images, [num_windows, frames, height, width])
+    if config.mouth_resolution:
+        x = _lower_resolution(x, config.mouth_resolution)
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     contrast = tf.random.uniform([num_windows, 1, 1, 1], 1.0 - config.mouth_contrast,
                                  1.0 + config.mouth_contrast)

@@ -55,6 +55,7 @@ class TrainConfig:
     max_checkpoints_to_keep: int = 5
     precise_bn_batches: int = 50
     augment_mouth: bool = False
+    mouth_augmentation: str = "standard"
     augment_speech: bool = False
     early_stopping_epochs: int = 0
     max_train_windows: int = 0

@@ -24,11 +24,12 @@ Verdict (VerdictThresholds): "cannot tell" when the usable windows' starts cover
 frame, the method's resolution; 33 ms also lies within EBU R37's tolerance of 40 ms audio
 early / 60 ms audio late, two frames would not); else "out of sync by N ms" (signed: + =
 audio late). The defaults were measured with a model trained like the shipped one, windows
-every 0.1 s (README, "Sync check"): with the audio of *another* video, 14 of 14 checks of
-held-out speakers gave a confidence below 8 or fewer than 20 windows (2 s), and so do the checks
-that failed at the edge of the search range (confidence 1.4 to 5.0), while the correct audio
-of held-out speakers gave a median confidence of 12.5. They belong to one model's distance
-scale: a model folder may carry its own, measured for it (read_thresholds).
+every 0.1 s (README, "Reading the confidence"; evaluation/SYNC_EXPERIMENTS.md): with the
+audio of *another* video, 14 of 14 checks of held-out speakers gave a confidence below 8
+or fewer than 20 windows (2 s), and so do the checks that failed at the edge of the search
+range (confidence 1.4 to 5.0), while the correct audio of held-out speakers gave a median
+confidence of 12.5. They belong to one model's distance scale: a model folder may carry
+its own, measured for it (read_thresholds).
 
 Lip-sync metrics of talking-face generation papers, over a set of videos (lse_metrics):
   LSE-D  mean over videos of the minimum distance (lower = lips and audio match better);

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from avmatch import checkpoints, metrics, optim, precision
-from avmatch.augment import AugmentConfig, augment_batch
+from avmatch.augment import MOUTH_AUGMENTATIONS, AugmentConfig, augment_batch
 from avmatch.config import STRATEGIES, EvalConfig
 from avmatch.ema import WeightAverages
 from avmatch.input_pipeline import (batches_per_epoch, load_dataset_info, model_features,
@@ -89,11 +89,11 @@ def augment_config(config):
     """AugmentConfig of a TrainConfig (a switched-off part has strength 0), or None."""
     if not (config.augment_mouth or config.augment_speech):
         return None
-    full = AugmentConfig()
-    off = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0)
-    mouth, speech = (full if config.augment_mouth else off), (full if config.augment_speech else off)
-    return AugmentConfig(mouth.mouth_zoom, mouth.mouth_brightness, mouth.mouth_contrast,
-                         mouth.mouth_flip, speech.speech_noise)
+    mouth = {"mouth_zoom": 0.0, "mouth_brightness": 0.0, "mouth_contrast": 0.0, "mouth_flip": 0.0}
+    if config.augment_mouth:
+        mouth.update(MOUTH_AUGMENTATIONS[config.mouth_augmentation])
+    speech_noise = AugmentConfig().speech_noise if config.augment_speech else 0.0
+    return AugmentConfig(**mouth, speech_noise=speech_noise)
 
 
 def best_epoch(history):
