@@ -38,7 +38,7 @@ def _config(train_dir, **kwargs):
 
 def test_each_epoch_is_scored_on_validation_and_the_best_kept(dataset, tmp_path):
     trainer = Trainer(_config(tmp_path, num_epochs=2, augment_mouth=True,
-                              augment_speech=True), dataset)
+                              mouth_augmentation="strong", augment_speech=True), dataset)
     trainer.run()
     with open(tmp_path / "results.json") as handle:
         results = json.load(handle)

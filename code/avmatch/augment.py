@@ -12,8 +12,9 @@ default, imitate other cameras and recordings: a rotation about the crop's centr
 resolution, down to a random scale in [1 - `mouth_resolution`, 1] and back up (area
 down-sampling, bilinear up-sampling).
 
-MOUTH_AUGMENTATIONS names the mouth settings train.py offers: "standard" (the first four) and
-"strong" (a larger zoom, plus rotation and resolution loss).
+MOUTH_AUGMENTATIONS names the mouth settings train.py offers, as changes to AugmentConfig's
+defaults: "standard" (the defaults: the first four) and "strong" (a larger zoom, plus
+rotation and resolution loss).
 
 Speech cubes (float32 (W, T, F, C)): additive Gaussian noise of standard deviation
 `speech_noise` (features are normalised per clip to unit variance, so 0.1 is a tenth of
@@ -42,12 +43,10 @@ class AugmentConfig:
 
 
 MOUTH_AUGMENTATIONS = {
-    "standard": {"mouth_zoom": 0.1, "mouth_brightness": 0.1, "mouth_contrast": 0.2,
-                 "mouth_flip": 0.5},
+    "standard": {},
     # 8 degrees of head roll, crops up to a quarter tighter, half the resolution: the spread
     # between studio (GRID) and broadcast (LRW) mouth crops.
-    "strong": {"mouth_zoom": 0.25, "mouth_brightness": 0.1, "mouth_contrast": 0.2,
-               "mouth_flip": 0.5, "mouth_rotation": 0.14, "mouth_resolution": 0.5},
+    "strong": {"mouth_zoom": 0.25, "mouth_rotation": 0.14, "mouth_resolution": 0.5},
 }
 
 

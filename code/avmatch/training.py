@@ -8,6 +8,7 @@ leaves the last good checkpoint as it was.
 """
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -89,11 +90,14 @@ def augment_config(config):
     """AugmentConfig of a TrainConfig (a switched-off part has strength 0), or None."""
     if not (config.augment_mouth or config.augment_speech):
         return None
-    mouth = {"mouth_zoom": 0.0, "mouth_brightness": 0.0, "mouth_contrast": 0.0, "mouth_flip": 0.0}
     if config.augment_mouth:
-        mouth.update(MOUTH_AUGMENTATIONS[config.mouth_augmentation])
+        changes = MOUTH_AUGMENTATIONS[config.mouth_augmentation]
+        mouth = dataclasses.replace(AugmentConfig(), **changes)
+    else:
+        mouth = AugmentConfig(mouth_zoom=0.0, mouth_brightness=0.0, mouth_contrast=0.0,
+                              mouth_flip=0.0)
     speech_noise = AugmentConfig().speech_noise if config.augment_speech else 0.0
-    return AugmentConfig(**mouth, speech_noise=speech_noise)
+    return dataclasses.replace(mouth, speech_noise=speech_noise)
 
 
 def best_epoch(history):
