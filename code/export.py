@@ -1,6 +1,6 @@
 """Exports a trained model as a TensorFlow SavedModel (usable with tf.saved_model.load alone).
 
-    python code/export.py --output_dir=exported/multispeaker-v4          # the shipped model
+    python code/export.py --output_dir=exported/multispeaker-v6          # the shipped model
     python code/export.py --checkpoint_dir=runs/mine --output_dir=exported/mine
 
 Serving signatures embed_speech (float32 [None, 15, 40, 3]), embed_mouth (uint8
@@ -16,7 +16,7 @@ from absl import flags
 from avprep.cli import UsageError, reported, run
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "code" / "models" / "multispeaker-v4"
+DEFAULT_MODEL = REPO / "code" / "models" / "multispeaker-v6"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", str(DEFAULT_MODEL), "Trained model: a shipped model "

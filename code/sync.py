@@ -30,7 +30,7 @@ from absl import flags
 from avprep.cli import UsageError, reported, run
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "code" / "models" / "multispeaker-v4"
+DEFAULT_MODEL = REPO / "code" / "models" / "multispeaker-v6"
 MAX_OFFSET_LIMIT = 90  # 3 s each way: beyond that a clip is rarely long enough to search
 WINDOW_STEP_LIMIT = 9  # one window length: a longer step skips video
 

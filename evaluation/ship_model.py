@@ -1,6 +1,6 @@
 """Packs a training run's best towers as a pretrained model folder, loadable without training.
 
-    python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v4
+    python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v6
 
 Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
 the old model or the new one, never half of each): the towers of the run's best epoch
@@ -12,6 +12,11 @@ optimiser state, and config.json
 with the run's settings and the dataset features the model expects (its data_dir cleared:
 the training dataset is not part of the model). The model card, its test metrics and its
 sync thresholds are written by hand beside it and kept when the folder is shipped again.
+
+--average_with=A,B ships the average of those towers with the towers of the model folders
+(or runs) A and B, all weighted alike, batch-norm statistics included: a "model soup" of
+models fine-tuned from one start, which need not share a run. A moving-average member is
+shipped to a folder of its own first. Every member must have the same towers and features.
 """
 import os
 import shutil
@@ -26,16 +31,53 @@ flags.DEFINE_string("run_dir", None, "train.py's --train_dir of the run to ship.
 flags.DEFINE_string("output_dir", None, "Model folder to write (replaced whole).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint of --run_dir to ship instead of its best "
                     "(a path prefix such as runs/multi/ckpt-1052).")
+flags.DEFINE_list("average_with", [], "Model folders (or runs: their best) whose towers "
+                  "are averaged with the shipped ones (a model soup).")
 flags.DEFINE_boolean("use_moving_average", False,
                      "Ship the checkpoint's moving averages of the weights (train.py "
                      "--moving_average_decay) instead of the weights.")
 KEEP = ("MODEL_CARD.md", "test_metrics.json", "sync_thresholds.json")  # written by hand
 
 
-def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False):
+def _tower_variables(instance):
+    return instance.speech_net.variables + instance.mouth_net.variables
+
+
+def average_towers(instance, saved, members):
+    """Sets the tower variables of `instance` (of the SavedRun `saved`) to their mean with
+    those of the model folders `members`, weighted alike; ValueError for a member with other
+    towers or features."""
+    import numpy as np
+
+    from avmatch import checkpoints
+    from avmatch.config import read_saved_run
+    from avmatch.instance import MatchingInstance
+
+    if not members:
+        return
+    towers = (saved.train.model_speech_name, saved.train.model_mouth_name)
+    sums = [variable.numpy().astype(np.float64) for variable in _tower_variables(instance)]
+    for member in members:
+        if not os.path.isdir(member):
+            raise FileNotFoundError(f"--average_with: no model folder {member}")
+        other = read_saved_run(member)
+        if (other.train.model_speech_name, other.train.model_mouth_name) != towers or \
+                other.features != saved.features:
+            raise ValueError(f"--average_with: {member} has other towers or features than the "
+                             "model shipped; only models of one architecture and input average")
+        copy = MatchingInstance.create(*towers)
+        checkpoints.restore_towers(checkpoints.checkpoint_to_score(member, "best"), copy)
+        for total, variable in zip(sums, _tower_variables(copy)):
+            total += variable.numpy()
+    for variable, total in zip(_tower_variables(instance), sums):
+        variable.assign((total / (1 + len(members))).astype(variable.numpy().dtype))
+
+
+def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False, average_with=()):
     """Exports the towers of `checkpoint` (by default the run's best; with
-    use_moving_average, their moving averages) and the run's settings into output_dir;
-    returns the checkpoint path it wrote."""
+    use_moving_average, their moving averages; with average_with, their average with those
+    model folders' towers) and the run's settings into output_dir; returns the checkpoint
+    path it wrote."""
     import dataclasses
 
     from avmatch import checkpoints
@@ -53,6 +95,7 @@ def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False):
     checkpoints.restore_towers(source, instance, averages)
     if averages is not None:
         averages.copy_to_variables()
+    average_towers(instance, saved, average_with)
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".ship-", dir=parent)
@@ -64,7 +107,9 @@ def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False):
         records.write_json_atomic(os.path.join(staging, RUN_CONFIG_NAME),
                                   dict(train.to_dict(), features=saved.features,
                                        shipped_from=os.path.abspath(source),
-                                       moving_average=use_moving_average))
+                                       moving_average=use_moving_average,
+                                       averaged_with=[os.path.abspath(member)
+                                                      for member in average_with]))
         for name in KEEP:
             if os.path.exists(os.path.join(output_dir, name)):
                 shutil.copy2(os.path.join(output_dir, name), staging)
@@ -89,7 +134,7 @@ def main(argv):
     from avmatch.checkpoints import CheckpointError
     with reported(FileNotFoundError, ValueError, CheckpointError):
         path = ship(FLAGS.run_dir, FLAGS.output_dir, FLAGS.checkpoint,
-                    FLAGS.use_moving_average)
+                    FLAGS.use_moving_average, FLAGS.average_with)
     print(f"shipped {path}")
 
 

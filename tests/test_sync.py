@@ -344,3 +344,39 @@ def test_ship_model_ships_the_moving_averages_when_asked(demo_model, tmp_path):
     assert any(moved)  # the averages differ from the weights, so the test tells them apart
     for average, weight in zip(averages.shadows, shipped.trainable_variables):
         np.testing.assert_array_equal(average.numpy(), weight.numpy())
+
+
+def test_ship_model_averages_the_towers_of_several_models(demo_model, tmp_path):
+    import tensorflow as tf
+
+    from avmatch import checkpoints
+    from avmatch.instance import MatchingInstance
+
+    first_epoch = tf.train.get_checkpoint_state(demo_model).all_model_checkpoint_paths[0]
+    script = [sys.executable, str(REPO / "evaluation" / "ship_model.py"),
+              f"--run_dir={demo_model}"]
+    member = subprocess.run([*script, f"--checkpoint={first_epoch}",
+                             f"--output_dir={tmp_path / 'first'}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert member.returncode == 0, member.stderr[-3000:]
+    soup = subprocess.run([*script, f"--output_dir={tmp_path / 'soup'}",
+                           f"--average_with={tmp_path / 'first'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert soup.returncode == 0, soup.stderr[-3000:]
+    config = json.loads((tmp_path / "soup" / "config.json").read_text())
+    assert config["averaged_with"] == [str(tmp_path / "first")]
+    models = [MatchingInstance.create() for _ in range(3)]
+    for model, path in zip(models, [checkpoints.checkpoint_to_score(demo_model), first_epoch,
+                                    checkpoints.checkpoint_to_score(str(tmp_path / "soup"))]):
+        checkpoints.restore_towers(path, model)
+    best, first, averaged = ([v.numpy() for v in m.speech_net.variables + m.mouth_net.variables]
+                             for m in models)
+    assert any(not np.array_equal(b, f) for b, f in zip(best, first))
+    for b, f, a in zip(best, first, averaged):
+        np.testing.assert_allclose(a, (b.astype(np.float64) + f) / 2, rtol=1e-6, atol=1e-6)
+    missing = subprocess.run([*script, f"--output_dir={tmp_path / 'x'}",
+                              f"--average_with={tmp_path / 'none'}"],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"error: --average_with: no model folder {tmp_path / 'none'}")
