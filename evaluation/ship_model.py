@@ -50,7 +50,7 @@ def average_towers(instance, saved, members):
     import numpy as np
 
     from avmatch import checkpoints
-    from avmatch.config import read_saved_run
+    from avmatch.config import RUN_CONFIG_NAME, read_saved_run
     from avmatch.instance import MatchingInstance
 
     if not members:
@@ -58,7 +58,8 @@ def average_towers(instance, saved, members):
     towers = (saved.train.model_speech_name, saved.train.model_mouth_name)
     sums = [variable.numpy().astype(np.float64) for variable in _tower_variables(instance)]
     for member in members:
-        if not os.path.isdir(member):
+        # read_saved_run gives defaults for a folder without config.json: not a model
+        if not os.path.isfile(os.path.join(member, RUN_CONFIG_NAME)):
             raise FileNotFoundError(f"--average_with: no model folder {member}")
         other = read_saved_run(member)
         if (other.train.model_speech_name, other.train.model_mouth_name) != towers or \
