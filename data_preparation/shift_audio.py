@@ -8,7 +8,6 @@ audio late (delayed: silence before it, its end cut); negative = audio early (it
 silence after it); the audio keeps its length. The video stream is copied packet for packet,
 not re-encoded; only the audio is encoded again (avprep.shift).
 """
-import math
 import os
 
 from absl import flags
@@ -22,23 +21,6 @@ flags.DEFINE_list("offsets_ms", ["-200", "-100", "0", "100", "200"],
                   "Audio shifts in milliseconds, + = audio late.")
 
 
-def parse_offsets(values):
-    """[int ms] from the --offsets_ms strings; UsageError for one that is not a whole
-    number of milliseconds or repeats another."""
-    offsets = []
-    for value in values:
-        try:
-            number = float(value)
-        except ValueError:
-            raise UsageError(f"--offsets_ms: {value!r} is not a number of milliseconds") from None
-        if not math.isfinite(number) or number != int(number):
-            raise UsageError(f"--offsets_ms: {value!r} must be a whole number of milliseconds")
-        offsets.append(int(number))
-    if not offsets or len(set(offsets)) != len(offsets):
-        raise UsageError("--offsets_ms needs at least one offset, each once")
-    return offsets
-
-
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -48,8 +30,10 @@ def main(argv):
         raise UsageError(f"--input={FLAGS.input} is not a file")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
-    offsets = parse_offsets(FLAGS.offsets_ms)
-    from avprep.shift import write_shifted_copies
+    from avprep.shift import parse_offsets_ms, write_shifted_copies
+
+    with reported(ValueError, prefix="--offsets_ms: "):
+        offsets = parse_offsets_ms(FLAGS.offsets_ms)
 
     with reported(ValueError):
         paths = write_shifted_copies(FLAGS.input, FLAGS.output_dir, offsets)

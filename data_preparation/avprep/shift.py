@@ -11,6 +11,7 @@ are copied with the same bytes and, in mp4/mov/mkv, the same timestamps (a forma
 cannot store the re-encoded audio's negative start time, such as flv, moves every stream by
 the same few ms), so the pictures are exactly the original's.
 """
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +39,23 @@ def parse_shifted_name(name):
     if match is None:
         return None
     return match.group(1) + match.group(3), int(match.group(2))
+
+
+def parse_offsets_ms(values):
+    """[int ms] from strings such as "-200", "100"; ValueError for one that is not a whole
+    number of milliseconds, for a repeated one, or for none at all."""
+    offsets = []
+    for value in values:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of milliseconds") from None
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"{value!r} must be a whole number of milliseconds")
+        offsets.append(int(number))
+    if not offsets or len(set(offsets)) != len(offsets):
+        raise ValueError("at least one offset is needed, each once")
+    return offsets
 
 
 def shift_samples(samples, count):

@@ -1,0 +1,104 @@
+"""The sync check's measurement material: shifted copies of the validation and test clips that
+evaluation/SYNC_EXPERIMENTS.md scores every candidate on, one folder per named set.
+
+  python data_preparation/sync_material.py --dataset_dir=data/multi \
+      --grid_dir=../shared/data/grid_s1 --output_dir=shifted
+
+Writes OUTPUT_DIR/<set>/<clip>_audio<+-N>ms.mp4 (data_preparation/shift_audio.py's copies,
+the video stream copied, not re-encoded) for the sets of avprep.sync_material: grid_val,
+grid_val2, grid_test, grid_test_full (from --grid_dir; left out without it), lrw_val,
+lrw_val2, lrw_test, lrw_test_full and heldout (from the speaker-split dataset), and
+OUTPUT_DIR/material.json naming each set's source clips. Copies already there are kept, so
+an interrupted run goes on where it stopped. Check a set with
+`python code/sync.py --video=shifted/grid_val` (`--max_offset=7` for the 1.2 s LRW clips).
+"""
+import os
+
+from absl import flags
+
+from avprep.cli import UsageError, reported, run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset_dir", None, "A dataset built by build_dataset.py --split_by=speaker "
+                    "(its validation and test clips; run from where it was built).")
+flags.DEFINE_string("grid_dir", "", "One GRID speaker's folder (video/, align/); empty = no "
+                    "GRID sets.")
+flags.DEFINE_string("output_dir", None, "Folder for the sets (created; resumable).")
+flags.DEFINE_list("sets", [], "Sets to write (default: all that the inputs give).")
+flags.DEFINE_list("offsets_ms", ["-200", "-100", "0", "100", "200"],
+                  "Audio shifts in milliseconds, + = audio late.")
+
+
+def material_sets(dataset_dir, grid_dir):
+    """{set name: [source video path]} from the dataset (and GRID speaker folder, if given)."""
+    from avprep import records, sync_material
+    from avprep.splits import SplitConfig, list_videos
+
+    manifest = records.read_manifest(dataset_dir)
+    try:
+        sets = sync_material.dataset_sets(manifest, sync_material.manifest_paths(manifest))
+    except KeyError as error:
+        raise ValueError(f"its manifest lacks {error} (build it with build_dataset.py)") from None
+    if grid_dir:
+        sets.update(sync_material.grid_sets(list_videos(grid_dir, SplitConfig(layout="grid"))))
+    return sets
+
+
+def write_set(sources, folder, offsets):
+    """Writes the shifted copies of `sources` into `folder`, keeping those already there;
+    returns how many it wrote."""
+    from avprep.shift import shifted_name, write_shifted_copy
+
+    os.makedirs(folder, exist_ok=True)
+    written = 0
+    for source in sources:
+        for offset in offsets:
+            path = os.path.join(folder, shifted_name(source, offset))
+            if not os.path.exists(path):
+                write_shifted_copy(source, path, offset)
+                written += 1
+    return written
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.dataset_dir or not FLAGS.output_dir:
+        raise UsageError("--dataset_dir and --output_dir are required")
+    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+        raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
+    if FLAGS.grid_dir and not os.path.isdir(FLAGS.grid_dir):
+        raise UsageError(f"--grid_dir={FLAGS.grid_dir} is not a folder")
+    from avprep import records
+    from avprep.shift import parse_offsets_ms
+    from avprep.sync_material import SET_NAMES
+
+    unknown = sorted(set(FLAGS.sets) - set(SET_NAMES))
+    if unknown:
+        raise UsageError(f"--sets: unknown {', '.join(unknown)} (known: {', '.join(SET_NAMES)})")
+    with reported(ValueError, prefix="--offsets_ms: "):
+        offsets = parse_offsets_ms(FLAGS.offsets_ms)
+    with reported(FileNotFoundError, ValueError, prefix=f"{FLAGS.dataset_dir}: "):
+        sets = material_sets(FLAGS.dataset_dir, FLAGS.grid_dir)
+    if FLAGS.sets:
+        missing = [name for name in FLAGS.sets if name not in sets]
+        if missing:
+            raise UsageError(f"--sets: {', '.join(missing)} need --grid_dir")
+        empty = [name for name in FLAGS.sets if not sets[name]]
+        if empty:
+            raise UsageError(f"--sets: no clip of {FLAGS.dataset_dir} for {', '.join(empty)}")
+        sets = {name: sets[name] for name in FLAGS.sets}
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    records.write_json_atomic(os.path.join(FLAGS.output_dir, "material.json"),
+                              {"offsets_ms": offsets, "sets": sets})
+    for name, sources in sets.items():
+        if not sources:
+            print(f"{name}: no clip in the inputs, so no copies")
+            continue
+        with reported(ValueError):
+            written = write_set(sources, os.path.join(FLAGS.output_dir, name), offsets)
+        print(f"{name}: {len(sources)} clips x {len(offsets)} shifts ({written} copies written)")
+
+
+if __name__ == "__main__":
+    run(main)
