@@ -17,6 +17,7 @@ import os
 from absl import flags
 
 from avprep.cli import UsageError, reported, run
+from avprep.records import MANIFEST_NAME
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset_dir", None, "A dataset built by build_dataset.py --split_by=speaker "
@@ -37,27 +38,12 @@ def material_sets(dataset_dir, grid_dir):
     manifest = records.read_manifest(dataset_dir)
     try:
         sets = sync_material.dataset_sets(manifest, sync_material.manifest_paths(manifest))
-    except KeyError as error:
-        raise ValueError(f"its manifest lacks {error} (build it with build_dataset.py)") from None
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"its manifest lacks or garbles {error} (build it with "
+                         "build_dataset.py)") from None
     if grid_dir:
         sets.update(sync_material.grid_sets(list_videos(grid_dir, SplitConfig(layout="grid"))))
     return sets
-
-
-def write_set(sources, folder, offsets):
-    """Writes the shifted copies of `sources` into `folder`, keeping those already there;
-    returns how many it wrote."""
-    from avprep.shift import shifted_name, write_shifted_copy
-
-    os.makedirs(folder, exist_ok=True)
-    written = 0
-    for source in sources:
-        for offset in offsets:
-            path = os.path.join(folder, shifted_name(source, offset))
-            if not os.path.exists(path):
-                write_shifted_copy(source, path, offset)
-                written += 1
-    return written
 
 
 def main(argv):
@@ -67,10 +53,12 @@ def main(argv):
         raise UsageError("--dataset_dir and --output_dir are required")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
+    if not os.path.isfile(os.path.join(FLAGS.dataset_dir, MANIFEST_NAME)):
+        raise UsageError(f"--dataset_dir={FLAGS.dataset_dir} is not a dataset (no {MANIFEST_NAME})")
     if FLAGS.grid_dir and not os.path.isdir(FLAGS.grid_dir):
         raise UsageError(f"--grid_dir={FLAGS.grid_dir} is not a folder")
     from avprep import records
-    from avprep.shift import parse_offsets_ms
+    from avprep.shift import parse_offsets_ms, write_shifted_copies
     from avprep.sync_material import SET_NAMES
 
     unknown = sorted(set(FLAGS.sets) - set(SET_NAMES))
@@ -78,7 +66,7 @@ def main(argv):
         raise UsageError(f"--sets: unknown {', '.join(unknown)} (known: {', '.join(SET_NAMES)})")
     with reported(ValueError, prefix="--offsets_ms: "):
         offsets = parse_offsets_ms(FLAGS.offsets_ms)
-    with reported(FileNotFoundError, ValueError, prefix=f"{FLAGS.dataset_dir}: "):
+    with reported(OSError, ValueError, prefix=f"{FLAGS.dataset_dir}: "):
         sets = material_sets(FLAGS.dataset_dir, FLAGS.grid_dir)
     if FLAGS.sets:
         missing = [name for name in FLAGS.sets if name not in sets]
@@ -96,7 +84,9 @@ def main(argv):
             print(f"{name}: no clip in the inputs, so no copies")
             continue
         with reported(ValueError):
-            written = write_set(sources, os.path.join(FLAGS.output_dir, name), offsets)
+            written = sum(len(write_shifted_copies(source, os.path.join(FLAGS.output_dir, name),
+                                                   offsets, keep_existing=True))
+                          for source in sources)
         print(f"{name}: {len(sources)} clips x {len(offsets)} shifts ({written} copies written)")
 
 

@@ -51,16 +51,22 @@ def test_dataset_sets_follow_the_manifest_split():
     assert sets["heldout"] == ["/data/talks/a.mp4"]
 
 
-def test_manifest_paths_resolve_sources_and_name_a_missing_folder(tmp_path):
-    (tmp_path / "lrw_ar").mkdir()
-    (tmp_path / "talks").mkdir()
-    manifest = {"build": {"input_dir": "lrw_ar,talks"},
+def test_manifest_paths_resolve_sources_and_name_a_missing_folder(tmp_path, monkeypatch):
+    for name in ("lrw_ar/video/1.mp4", "talks/a.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    build = {"input_dir": "lrw_ar,talks", "split": {"layout": "flat"}}
+    manifest = {"build": build,
                 "files": [record("lrw_ar/video/1.mp4", "test"), record("talks/a.mp4", "test")]}
-    paths = manifest_paths(manifest, str(tmp_path))
+    paths = manifest_paths(manifest)
     assert paths["talks/a.mp4"] == str(tmp_path / "talks" / "a.mp4")
     assert paths["lrw_ar/video/1.mp4"] == str(tmp_path / "lrw_ar" / "video" / "1.mp4")
-    with pytest.raises(ValueError, match="gone"):
-        manifest_paths({"build": {"input_dir": "gone"}, "files": []}, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="gone"):
+        manifest_paths({"build": dict(build, input_dir="gone"), "files": []})
+    (tmp_path / "talks" / "a.mp4").unlink()
+    with pytest.raises(ValueError, match="talks/a.mp4"):
+        manifest_paths(manifest)
 
 
 def test_offsets_must_be_whole_milliseconds_each_once():
@@ -79,7 +85,8 @@ def dataset(tmp_path_factory):
         make_demo_video(root / name, index, seconds=1.0)
     data_dir = root / "data"
     data_dir.mkdir()
-    manifest = {"format_version": FORMAT_VERSION, "build": {"input_dir": "lrw_ar,talks"},
+    manifest = {"format_version": FORMAT_VERSION,
+                "build": {"input_dir": "lrw_ar,talks", "split": {"layout": "flat"}},
                 "files": [record("lrw_ar/video/v1.mp4", "validation"),
                           record("lrw_ar/video/t1.mp4", "test"), record("talks/a.mp4", "test")]}
     (data_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
@@ -91,6 +98,7 @@ def test_tool_writes_each_set_and_resumes(dataset, tmp_path):
     result = run_tool(*args, cwd=dataset)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "lrw_val: 1 clips x 2 shifts (2 copies written)" in result.stdout
+    assert "lrw_val2: no clip in the inputs, so no copies" in result.stdout
     assert sorted(p.name for p in (tmp_path / "heldout").iterdir()) == [
         "a_audio+0ms.mp4", "a_audio+100ms.mp4"]
     assert sorted(p.name for p in (tmp_path / "lrw_test_full").iterdir()) == [
@@ -102,7 +110,11 @@ def test_tool_writes_each_set_and_resumes(dataset, tmp_path):
 
 
 def test_bad_input_is_one_error_line(dataset, tmp_path):
+    (dataset / "garbled").mkdir(exist_ok=True)
+    (dataset / "garbled" / MANIFEST_NAME).write_text("{not json")
     for args in (["--dataset_dir=absent", f"--output_dir={tmp_path}"],
+                 ["--dataset_dir=lrw_ar/video/v1.mp4", f"--output_dir={tmp_path}"],
+                 ["--dataset_dir=garbled", f"--output_dir={tmp_path}"],
                  ["--dataset_dir=data", f"--output_dir={tmp_path}", "--sets=grid_val"],
                  ["--dataset_dir=data", f"--output_dir={tmp_path}", "--sets=nonsense"],
                  ["--dataset_dir=data", f"--output_dir={tmp_path}", "--offsets_ms=1,1"]):
@@ -111,3 +123,22 @@ def test_bad_input_is_one_error_line(dataset, tmp_path):
         assert result.returncode == 2 and len(errors) == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_source_is_named_and_the_copies_before_it_kept(dataset, tmp_path):
+    damaged = dataset / "damaged"
+    for name in ("lrw_ar", "talks"):
+        (damaged / name).mkdir(parents=True)
+    (damaged / "lrw_ar" / "v1.mp4").write_bytes((dataset / "lrw_ar/video/v1.mp4").read_bytes())
+    (damaged / "talks" / "a.mp4").write_bytes(b"not a video")
+    (damaged / "data").mkdir()
+    manifest = {"format_version": FORMAT_VERSION,
+                "build": {"input_dir": "lrw_ar,talks", "split": {"layout": "flat"}},
+                "files": [record("lrw_ar/v1.mp4", "validation"), record("talks/a.mp4", "test")]}
+    (damaged / "data" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    result = run_tool("--dataset_dir=data", f"--output_dir={tmp_path}", "--offsets_ms=0",
+                      cwd=damaged)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "a.mp4" in errors[0] and "Traceback" not in result.stderr
+    assert [p.name for p in (tmp_path / "lrw_val").iterdir()] == ["v1_audio+0ms.mp4"]

@@ -176,11 +176,14 @@ def _write_shifted_copy(input_path, output_path, offset_ms):
             target.mux(packet)
 
 
-def write_shifted_copies(input_path, output_dir, offsets_ms):
-    """write_shifted_copy for every offset (ms) into output_dir; returns the paths."""
+def write_shifted_copies(input_path, output_dir, offsets_ms, keep_existing=False):
+    """write_shifted_copy for every offset (ms) into output_dir; returns the paths written
+    (with keep_existing, copies already there are kept and not counted)."""
     paths = []
     for offset in offsets_ms:
         path = Path(output_dir) / shifted_name(input_path, offset)
+        if keep_existing and path.exists():
+            continue
         write_shifted_copy(input_path, path, offset)
         paths.append(path)
     return paths

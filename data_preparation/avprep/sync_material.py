@@ -11,7 +11,7 @@ the same material again:
 GRID's split is its own (avprep.splits, by video); the others are the speaker split written
 in the dataset's manifest, so the validation and test speakers are the model's held-out ones.
 """
-import os
+from avprep.splits import SplitConfig, list_videos
 
 GRID_SETS = {"grid_val": ("validation", 0, 5), "grid_val2": ("validation", 2, 5),
              "grid_test": ("test", 0, 5), "grid_test_full": ("test", 0, 1)}
@@ -31,23 +31,18 @@ def grid_sets(entries):
             for name, (split, first, step) in GRID_SETS.items()}
 
 
-def manifest_paths(manifest, base_dir="."):
-    """{manifest path ("source/relative path"): file path} of a dataset's processed videos,
-    their source folders taken from the manifest's build input_dir (relative to base_dir, as
-    it was given to build_dataset.py); ValueError naming a source folder that is not there."""
-    folders = {}
-    for folder in manifest["build"]["input_dir"].split(","):
-        folder = os.path.join(base_dir, folder)
-        if not os.path.isdir(folder):
-            raise ValueError(f"the dataset's input folder {folder} is not there (run from "
-                             "where build_dataset.py was run, or give that folder)")
-        folders[os.path.basename(os.path.normpath(folder))] = folder
-    paths = {}
-    for record in manifest["files"]:
-        source, _, relative = record["path"].partition("/")
-        if len(folders) == 1 and source not in folders:  # one source: paths are unprefixed
-            source, relative = next(iter(folders)), record["path"]
-        paths[record["path"]] = os.path.join(folders[source], relative)
+def manifest_paths(manifest):
+    """{manifest path ("source/relative path"): file path} of a dataset's videos, listed again
+    as build_dataset.py listed them (avprep.splits.list_videos on the manifest's input_dir,
+    relative to the working directory as it was given). FileNotFoundError for an input folder
+    that is not there, ValueError when a video of the manifest is no longer in it."""
+    build = manifest["build"]
+    entries = list_videos(build["input_dir"], SplitConfig(**build["split"]))
+    paths = {entry.relpath: entry.path for entry in entries}
+    gone = [record["path"] for record in manifest["files"] if record["path"] not in paths]
+    if gone:
+        raise ValueError(f"{len(gone)} of its videos are not in its input folders any more "
+                         f"(first: {gone[0]})")
     return paths
 
 
