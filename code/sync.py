@@ -7,7 +7,8 @@
 Prepares the video as the model's training data was prepared (30 fps, 16 kHz, the dlib mouth
 crop with the model's crop rule, its speech features), scores every 0.3 s window (one
 starting at every frame; --window_step=3 for training's 0.1 s hop) against the audio shifted
-by every offset within +/- --max_offset frames, and prints
+by every offset within +/- --max_offset frames (near the clip's ends, the offsets whose audio
+stays inside the clip; avmatch.sync.offset_curve allows for that), and prints
 the best offset (+ = audio late) in frames and ms, the confidence (median minus minimum of
 the window-averaged distance over the offsets, as SyncNet), the windows used and a verdict
 (avmatch.sync explains each). A folder checks every video in it, prints one table and
@@ -174,7 +175,8 @@ def describe(result):
     """One line: best offset, confidence, minimum distance, windows, verdict."""
     return (f"best offset {result.best_offset_frames:+d} frames ({result.best_offset_ms:+.0f} ms;"
             f" + = audio late), confidence {result.confidence:.2f}, minimum distance "
-            f"{result.min_distance:.2f}, {result.num_windows} windows: {result.verdict}")
+            f"{result.min_distance:.2f}, {result.num_windows} windows ({result.complete_windows} "
+            f"at every offset): {result.verdict}")
 
 
 def table_lines(rows):

@@ -53,8 +53,8 @@ def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(wind
     # one feature computation per distinct sub-frame shift: 0, 213 and 107 samples at 30 fps
     assert len(inputs.features) == 3
     assert np.all(np.diff(inputs.starts) == window_step)
-    index = np.arange(inputs.num_windows)
-    shifts = inputs.shift_index(index)
+    observed = inputs.observed
+    shifts = inputs.shift_index(np.arange(inputs.num_windows))
     cube_starts = inputs.frame_start[shifts]
     which = inputs.feature_index[shifts]
     rests = sorted({0, 213, 107})
@@ -62,38 +62,67 @@ def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(wind
     first_sample = rest + cube_starts * step
     expected = np.round((inputs.starts[:, None] + inputs.offsets[None, :]) * SAMPLE_RATE
                         / FPS).astype(np.int64)
-    np.testing.assert_array_equal(first_sample, expected)
+    np.testing.assert_array_equal(first_sample[observed], expected[observed])
+    index = np.flatnonzero(inputs.complete)
     if window_step == 3:  # the training hop: at offset 0 exactly the training cube
-        np.testing.assert_array_equal(cube_starts[:, max_offset], inputs.starts * 5 // 3)
-    cubes = inputs.shift_speech_cubes(shifts.reshape(-1))
-    speech = cubes.reshape(shifts.shape + cubes.shape[1:])
-    assert speech.shape == (inputs.num_windows, 2 * max_offset + 1, 15, 40, 3)
-    for w, k in [(0, 0), (3, 5), (4, 6), (inputs.num_windows - 1, 2 * max_offset)]:
-        direct = speech_features(audio[rest[w, k]:], config)[cube_starts[w, k]:
-                                                             cube_starts[w, k] + 15]
+        np.testing.assert_array_equal(cube_starts[index, max_offset], inputs.starts[index] * 5 // 3)
+    cubes = inputs.shift_speech_cubes(shifts[index].reshape(-1))
+    speech = cubes.reshape(shifts[index].shape + cubes.shape[1:])
+    assert speech.shape == (len(index), 2 * max_offset + 1, 15, 40, 3)
+    for w, k in [(0, 0), (3, 5), (4, 6), (len(index) - 1, 2 * max_offset)]:
+        r, c = rest[index[w], k], cube_starts[index[w], k]
+        direct = speech_features(audio[r:], config)[c:c + 15]
         np.testing.assert_array_equal(speech[w, k], direct)
-    np.testing.assert_array_equal(inputs.mouth_cubes(index[:2])[1], crops[inputs.starts[1]:
-                                                                           inputs.starts[1] + 9])
+    edge = inputs.shift_speech_cubes(shifts[0][observed[0]])  # the first window, audio early
+    assert edge.shape == (observed[0].sum(), 15, 40, 3) and not observed[0].all()
+    np.testing.assert_array_equal(inputs.mouth_cubes(index[:2])[1], crops[inputs.starts[index[1]]:
+                                                                           inputs.starts[index[1]] + 9])
 
 
-def test_only_windows_usable_at_every_offset_and_fully_tracked_are_kept():
+def test_windows_are_fully_tracked_and_observed_where_their_audio_lies_inside_the_clip():
     seconds = 3.0
     frames = int(seconds * FPS)
     audio = np.random.default_rng(1).normal(size=int(seconds * SAMPLE_RATE))
     active = np.ones(frames, bool)
     crops = np.zeros((frames, 60, 100), np.uint8)
     inputs = sync_input.sync_inputs(crops, active, audio, 15, window_step=3)
-    # -15 frames = -8000 samples = 25 speech frames before the window: its start s >= 15;
-    # +15 frames: 25 frames after, within the 150 of the clip: 5 s / 3 + 40 <= 150, s <= 66
-    np.testing.assert_array_equal(inputs.starts, np.arange(15, 67, 3))
-    np.testing.assert_array_equal(sync_input.sync_inputs(crops, active, audio, 15).starts,
-                                  np.arange(15, 67))
+    # total shift t = s + k frames: its cube starts t * 5 / 3 speech frames into the clip and
+    # must end within its 150 frames, so 0 <= t <= 81; at every offset k: 15 <= s <= 66
+    np.testing.assert_array_equal(inputs.starts, np.arange(0, 82, 3))
+    total = inputs.starts[:, None] + inputs.offsets[None, :]
+    np.testing.assert_array_equal(inputs.observed, (total >= 0) & (total <= 81))
+    np.testing.assert_array_equal(inputs.starts[inputs.complete], np.arange(15, 67, 3))
+    every = sync_input.sync_inputs(crops, active, audio, 15)
+    np.testing.assert_array_equal(every.starts, np.arange(82))
+    np.testing.assert_array_equal(every.starts[every.complete], np.arange(15, 67))
     active[30] = False
     inputs = sync_input.sync_inputs(crops, active, audio, 15)
     assert not set(inputs.starts) & set(range(22, 31)) and {21, 31} <= set(inputs.starts)
+    # no window at every offset: none at all, even where some would fit at a few offsets
     too_short = int(sync_input.needed_seconds(15) * SAMPLE_RATE) - 1
-    assert sync_input.sync_inputs(crops, np.ones(frames, bool), audio[:too_short],
-                                  15).num_windows == 0
+    short = sync_input.sync_inputs(crops, np.ones(frames, bool), audio[:too_short], 15)
+    assert short.num_windows == 0 and short.observed.shape == (0, 31)
+
+
+def test_offset_curve_fits_window_and_offset_effects_over_the_measured_pairs():
+    rng = np.random.default_rng(3)
+    windows, offsets = rng.normal(20.0, 5.0, 12), rng.normal(0.0, 1.0, 7)
+    distances = windows[:, None] + offsets[None, :]
+    np.testing.assert_allclose(sync.offset_curve(distances), distances.mean(axis=0))
+    measured = distances.copy()
+    for w in range(3):  # windows near the ends: audio outside the clip at some offsets
+        measured[w, :3 - w] = np.nan
+        measured[-1 - w, 4 + w:] = np.nan
+    np.testing.assert_allclose(sync.offset_curve(measured), windows.mean() + offsets)
+    # a plain mean over the measured pairs would mix in which windows each offset saw
+    assert not np.allclose(np.nanmean(measured, axis=0), windows.mean() + offsets)
+    result = sync.summarize(measured, np.arange(-3, 4), FPS)
+    assert (result.num_windows, result.complete_windows) == (12, 6)
+    assert result.best_offset_frames == np.argmin(offsets) - 3
+    with pytest.raises(ValueError, match="measured pair"):
+        sync.offset_curve(np.where(np.arange(7) == 2, np.nan, distances))
+    with pytest.raises(ValueError, match="measured pair"):
+        sync.offset_curve(np.zeros((0, 7)))
 
 
 def test_summary_confidence_verdicts_segments_and_lse():
@@ -117,6 +146,10 @@ def test_summary_confidence_verdicts_segments_and_lse():
     starts = np.arange(10) * 3  # windows every 0.1 s: 0.0 .. 0.9 s
     segments = sync.segment_results(distances, starts, offsets, FPS, 0.5)
     assert [(a, b, r.num_windows) for a, b, r in segments] == [(0.0, 0.5, 5), (0.5, 1.0, 5)]
+    edges = distances.copy()
+    edges[0, :2] = edges[-1, -1] = np.nan  # the first and last windows: not at every offset
+    segments = sync.segment_results(edges, starts, offsets, FPS, 0.5)
+    assert [(a, b, r.num_windows) for a, b, r in segments] == [(0.0, 0.5, 4), (0.5, 1.0, 4)]
     other = sync.summarize(np.tile([3.0, 1.0, 3.0, 3.0, 3.0, 3.0, 3.0], (3, 1)), offsets, FPS)
     lse = sync.lse_metrics([result, other])
     assert lse == {"lse_d": pytest.approx(1.75), "lse_c": pytest.approx(2.5), "videos": 2}
@@ -290,7 +323,8 @@ def test_one_video_with_segments_and_a_chosen_checkpoint(demo_model, shifted_dem
     video = payload["videos"][0]
     assert [s["start_seconds"] for s in video["segments"]] == [0.0, 2.0, 4.0][:len(
         video["segments"])] and len(video["segments"]) >= 2
-    assert sum(s["num_windows"] for s in video["segments"]) == video["num_windows"]
+    assert sum(s["num_windows"] for s in video["segments"]) == video["complete_windows"]
+    assert video["num_windows"] > video["complete_windows"]  # windows near the ends too
 
 
 def test_ship_model_ships_the_best_epoch_or_a_chosen_one(demo_model, tmp_path):

@@ -9,9 +9,11 @@ Here every window is scored at every offset with a trained coupled network (dist
 between the towers' embeddings), then, as SyncNet's SyncNetInstance.evaluate does for its
 network:
 
-  mean distance d_k   the distance at offset k averaged over the windows (all W windows at
-                      every k: a window whose audio would leave the clip at some offset is
-                      not used at all);
+  mean distance d_k   the distance at offset k averaged over the windows (offset_curve: a
+                      window near the clip's ends is compared only at the offsets where its
+                      audio stays inside the clip, so d_k is the least-squares fit of
+                      window + offset effects over the pairs measured, which is the plain
+                      mean when every window is measured at every offset);
   best offset         the k of the smallest d_k, in frames and in ms (k * 1000 / fps);
   minimum distance    min_k d_k;
   confidence          median_k d_k - min_k d_k: how far the best offset stands out of the
@@ -96,8 +98,9 @@ class SyncResult:
     """The sync check of one video or one segment of it (K offsets).
 
     offsets: int (K,) video frames; mean_distances: float (K,) per offset, averaged over the
-    windows; best_offset_frames: int; best_offset_ms: float; min_distance, confidence:
-    float; num_windows: int; verdict: str; fps: frame rate of the offsets.
+    windows (offset_curve); best_offset_frames: int; best_offset_ms: float; min_distance,
+    confidence: float; num_windows: int, windows used; complete_windows: int, of them those
+    measured at every offset; verdict: str; fps: frame rate of the offsets.
     """
     offsets: np.ndarray
     mean_distances: np.ndarray
@@ -106,6 +109,7 @@ class SyncResult:
     min_distance: float
     confidence: float
     num_windows: int
+    complete_windows: int
     verdict: str
     fps: float
 
@@ -115,6 +119,7 @@ class SyncResult:
                 "best_offset_ms": round(self.best_offset_ms, 1),
                 "min_distance": round(self.min_distance, 5),
                 "confidence": round(self.confidence, 5), "num_windows": self.num_windows,
+                "complete_windows": self.complete_windows,
                 "verdict": self.verdict, "fps": self.fps,
                 "offsets_frames": [int(k) for k in self.offsets],
                 "mean_distances": [round(float(d), 5) for d in self.mean_distances]}
@@ -139,17 +144,46 @@ def _embedded(embed, cubes_of, indices, batch):
 
 def offset_distances(embedders, inputs, batch=256):
     """float32 (W, K): the distance of every window of `inputs` (a SyncInputs) at every
-    offset, by `embedders` (embedding_functions'). Each mouth window and each distinct speech
+    offset, by `embedders` (embedding_functions'); NaN where the window's audio at that offset
+    would leave the clip (not inputs.observed). Each mouth window and each distinct speech
     cube is embedded once: the cube of window start s at offset k is the one of total shift
     s + k, which W * K pairs share among about W + K cubes."""
     if inputs.num_windows == 0:
         return np.zeros((0, len(inputs.offsets)), np.float32)
     embed_mouth, embed_speech = embedders
     shifts = inputs.shift_index(np.arange(inputs.num_windows))
-    needed, position = np.unique(shifts, return_inverse=True)
+    needed = np.unique(shifts[inputs.observed])
+    position = np.searchsorted(needed, np.where(inputs.observed, shifts, needed[0]))
     mouth = _embedded(embed_mouth, inputs.mouth_cubes, np.arange(inputs.num_windows), batch)
     speech = _embedded(embed_speech, inputs.shift_speech_cubes, needed, batch)
-    return l2_distances(speech[position.reshape(shifts.shape)], mouth[:, None, :]).numpy()
+    distances = l2_distances(speech[position], mouth[:, None, :]).numpy()
+    return np.where(inputs.observed, distances, np.nan).astype(np.float32)
+
+
+def offset_curve(distances):
+    """float64 (K,): the mean distance at each offset, allowing for windows not measured at
+    every offset.
+
+    distances: float (W, K), NaN for a pair not measured. Windows differ in how far they lie
+    from any audio, so a plain mean per offset over the measured pairs would compare other
+    windows at each offset. Fitted instead: d[w, k] = a_w + b_k by least squares over the
+    measured pairs; returned mean_w(a_w) + b_k, the plain mean over windows when every pair is
+    measured. ValueError when a window or an offset has no measured pair.
+    """
+    distances = np.asarray(distances, np.float64)
+    measured = ~np.isnan(distances)
+    if distances.ndim != 2 or not (measured.any(axis=0).all() and measured.any(axis=1).all()):
+        raise ValueError("need distances (W >= 1, K) with a measured pair in every row and "
+                         f"column, got shape {distances.shape}")
+    values = np.where(measured, distances, 0.0)
+    share = measured / measured.sum(axis=1, keepdims=True)
+    row_means = values.sum(axis=1) / measured.sum(axis=1)
+    # a_w = row_means_w - (share @ b)_w eliminated: a K x K system for b (b's mean is free)
+    system = np.diag(measured.sum(axis=0)) - measured.T @ share
+    right = (measured * (values - row_means[:, None])).sum(axis=0)
+    offsets = np.linalg.lstsq(system, right, rcond=None)[0]
+    windows = row_means - share @ offsets
+    return windows.mean() + offsets
 
 
 def verdict(best_offset_frames, confidence, window_seconds, fps, thresholds=VerdictThresholds()):
@@ -164,12 +198,10 @@ def verdict(best_offset_frames, confidence, window_seconds, fps, thresholds=Verd
 
 
 def summarize(distances, offsets, fps, thresholds=VerdictThresholds(), window_step=1):
-    """SyncResult of float (W, K) window distances at int (K,) offsets (W >= 1) of windows
-    one every `window_step` frames."""
+    """SyncResult of float (W, K) window distances at int (K,) offsets (W >= 1; NaN for a
+    pair not measured, as offset_distances gives) of windows one every `window_step` frames."""
     distances = np.asarray(distances, np.float64)
-    if distances.ndim != 2 or distances.shape[0] == 0:
-        raise ValueError(f"need distances of shape (W >= 1, K), got {distances.shape}")
-    mean = distances.mean(axis=0)
+    mean = offset_curve(distances)
     best = int(np.argmin(mean))
     best_frames = int(offsets[best])
     confidence = float(np.median(mean) - mean[best])
@@ -177,6 +209,7 @@ def summarize(distances, offsets, fps, thresholds=VerdictThresholds(), window_st
                       best_offset_frames=best_frames, best_offset_ms=best_frames * 1000.0 / fps,
                       min_distance=float(mean[best]), confidence=confidence,
                       num_windows=int(distances.shape[0]),
+                      complete_windows=int((~np.isnan(distances)).all(axis=1).sum()),
                       verdict=verdict(best_frames, confidence,
                                       distances.shape[0] * window_step / fps, fps, thresholds),
                       fps=float(fps))
@@ -186,16 +219,21 @@ def segment_results(distances, starts, offsets, fps, segment_seconds,
                     thresholds=VerdictThresholds(), window_step=1):
     """Per-segment SyncResults, so drift over a long video shows.
 
-    distances: float (W, K); starts: int (W,) first frame of each window; segment i holds the
-    windows starting in [i, i + 1) * segment_seconds. Returns a list of (start seconds,
-    end seconds, SyncResult) for the segments with at least one window, in time order.
+    distances: float (W, K), NaN for a pair not measured; starts: int (W,) first frame of
+    each window; segment i holds the windows starting in [i, i + 1) * segment_seconds that
+    are measured at every offset, so each segment compares the same windows at every offset
+    (the windows near the clip's ends that are not count in the whole video's result only).
+    Returns a list of (start seconds, end seconds, SyncResult) for the segments with at
+    least one window, in time order.
     """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
-    segment = np.floor(np.asarray(starts) / fps / segment_seconds).astype(np.int64)
+    distances = np.asarray(distances)
+    complete = ~np.isnan(distances).any(axis=1)
+    distances = distances[complete]
+    segment = np.floor(np.asarray(starts)[complete] / fps / segment_seconds).astype(np.int64)
     return [(float(i * segment_seconds), float((i + 1) * segment_seconds),
-             summarize(np.asarray(distances)[segment == i], offsets, fps, thresholds,
-                       window_step))
+             summarize(distances[segment == i], offsets, fps, thresholds, window_step))
             for i in np.unique(segment)]
 
 

@@ -14,7 +14,11 @@ is normalised over (almost) the same audio as in training. For a window starting
 multiple of 3 frames and k = 0 this is exactly the training cube.
 
 A window is used when its 9 frames all have a mouth and its speech cube lies inside the clip
-at *every* offset, so each offset averages the same windows.
+at one offset at least; `observed` says at which. Near the clip's ends a window is compared at
+only some offsets (its audio would leave the clip at the others), so offsets are not all
+measured on the same windows: avmatch.sync.offset_curve allows for that. At least one window
+must be observed at every offset (the clip lasts needed_seconds at least), so all offsets are
+compared through it; without one, a clip has no usable window.
 """
 import dataclasses
 
@@ -36,12 +40,14 @@ class SyncInputs:
     features: tuple of float32 (T_i, F, C) speech features of the clip, one per distinct
     sub-frame shift. The cube of window start s at offset k is looked up by its total shift
     t = s + k frames, at index t - first_shift of feature_index (which of `features`) and
-    frame_start (its first speech frame there), both int64 (L,); fps: video frame rate;
+    frame_start (its first speech frame there), both int64 (L,); observed: bool (W, K),
+    whether window w's speech cube at offset k lies inside the clip; fps: video frame rate;
     active_frames: frames with a mouth; duration: seconds of video.
     """
     crops: np.ndarray
     starts: np.ndarray
     offsets: np.ndarray
+    observed: np.ndarray
     features: tuple
     feature_index: np.ndarray
     frame_start: np.ndarray
@@ -59,8 +65,14 @@ class SyncInputs:
         """The pairs.WindowConfig of the windows (9 frames, 15 speech frames)."""
         return pairs.WindowConfig(fps=self.fps)
 
+    @property
+    def complete(self):
+        """bool (W,): windows observed at every offset."""
+        return self.observed.all(axis=1)
+
     def shift_index(self, window_index):
-        """int64 (len, K): index of each window's total shift at each offset."""
+        """int64 (len, K): index of each window's total shift at each offset (a valid
+        index at every offset; its cube lies inside the clip where `observed`)."""
         total = self.starts[window_index][:, None] + self.offsets[None, :]
         return total - self.first_shift
 
@@ -107,9 +119,11 @@ def shifted_features(audio, rests, config):
     return features, feature_index, whole_frames
 
 
-def usable_starts(active, feature_lengths, inputs_lookup, offsets, window_step, fps=FPS):
-    """int64 (W,): starts of the windows (one every `window_step` frames) whose frames all
-    have a mouth and whose speech cube lies inside the features at every offset.
+def usable_windows(active, feature_lengths, inputs_lookup, offsets, window_step, fps=FPS):
+    """(starts int64 (W,), observed bool (W, K)): the windows (one every `window_step` frames)
+    whose frames all have a mouth and whose speech cube lies inside the features at one offset
+    at least, and at which offsets it does. None at all (W = 0) when no window is observed at
+    every offset.
 
     active: bool (N,) per video frame; feature_lengths: int, usable frames of each feature
     array (whole_frames of shifted_features); inputs_lookup: (feature_index, frame_start,
@@ -124,7 +138,10 @@ def usable_starts(active, feature_lengths, inputs_lookup, offsets, window_step, 
     cube_start = np.asarray(frame_start)[index]
     lengths = np.asarray(feature_lengths, np.int64)[np.asarray(feature_index)[index]]
     inside = (cube_start >= 0) & (cube_start + config.speech_frames <= lengths)
-    return starts[inside.all(axis=1)]
+    if not inside.all(axis=1).any():
+        return starts[:0], inside[:0]
+    kept = inside.any(axis=1)
+    return starts[kept], inside[kept]
 
 
 def sync_inputs(crops, active, audio, max_offset, speech_config=SpeechFeatureConfig(),
@@ -147,10 +164,12 @@ def sync_inputs(crops, active, audio, max_offset, speech_config=SpeechFeatureCon
     shifts = audio_shifts(total_shifts, fps, speech_config.sample_rate)
     frame_start, rests = split_shifts(shifts, speech_config.frame_samples)
     features, feature_index, whole_frames = shifted_features(audio, rests, speech_config)
-    starts = usable_starts(active, whole_frames, (feature_index, frame_start, first_shift),
-                           offsets, window_step, fps)
+    starts, observed = usable_windows(active, whole_frames,
+                                      (feature_index, frame_start, first_shift), offsets,
+                                      window_step, fps)
     active = np.asarray(active, bool)
     return SyncInputs(crops=np.asarray(crops, np.uint8), starts=starts, offsets=offsets,
+                      observed=observed,
                       features=features, feature_index=feature_index, frame_start=frame_start,
                       first_shift=first_shift, fps=float(fps),
                       active_frames=int(active.sum()), duration=len(active) / float(fps))
