@@ -63,7 +63,7 @@ def test_every_cube_starts_at_the_window_time_plus_the_offset_to_the_sample(wind
     expected = np.round((inputs.starts[:, None] + inputs.offsets[None, :]) * SAMPLE_RATE
                         / FPS).astype(np.int64)
     np.testing.assert_array_equal(first_sample[observed], expected[observed])
-    index = np.flatnonzero(inputs.complete)
+    index = np.flatnonzero(inputs.observed.all(axis=1))
     if window_step == 3:  # the training hop: at offset 0 exactly the training cube
         np.testing.assert_array_equal(cube_starts[index, max_offset], inputs.starts[index] * 5 // 3)
     cubes = inputs.shift_speech_cubes(shifts[index].reshape(-1))
@@ -91,10 +91,10 @@ def test_windows_are_fully_tracked_and_observed_where_their_audio_lies_inside_th
     np.testing.assert_array_equal(inputs.starts, np.arange(0, 82, 3))
     total = inputs.starts[:, None] + inputs.offsets[None, :]
     np.testing.assert_array_equal(inputs.observed, (total >= 0) & (total <= 81))
-    np.testing.assert_array_equal(inputs.starts[inputs.complete], np.arange(15, 67, 3))
+    np.testing.assert_array_equal(inputs.starts[inputs.observed.all(axis=1)], np.arange(15, 67, 3))
     every = sync_input.sync_inputs(crops, active, audio, 15)
     np.testing.assert_array_equal(every.starts, np.arange(82))
-    np.testing.assert_array_equal(every.starts[every.complete], np.arange(15, 67))
+    np.testing.assert_array_equal(every.starts[every.observed.all(axis=1)], np.arange(15, 67))
     active[30] = False
     inputs = sync_input.sync_inputs(crops, active, audio, 15)
     assert not set(inputs.starts) & set(range(22, 31)) and {21, 31} <= set(inputs.starts)
@@ -318,6 +318,7 @@ def test_one_video_with_segments_and_a_chosen_checkpoint(demo_model, shifted_dem
                       f"--checkpoint={first_epoch}", f"--json={tmp_path / 'one.json'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best offset" in result.stdout and "shifted copies" not in result.stdout
+    assert " at every offset): " in result.stdout
     payload = json.loads((tmp_path / "one.json").read_text())
     assert payload["checkpoint"] == first_epoch and payload["shift_recovery"] is None
     video = payload["videos"][0]

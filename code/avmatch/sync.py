@@ -176,8 +176,9 @@ def offset_curve(distances):
         raise ValueError("need distances (W >= 1, K) with a measured pair in every row and "
                          f"column, got shape {distances.shape}")
     values = np.where(measured, distances, 0.0)
-    share = measured / measured.sum(axis=1, keepdims=True)
-    row_means = values.sum(axis=1) / measured.sum(axis=1)
+    per_window = measured.sum(axis=1, keepdims=True)
+    share = measured / per_window
+    row_means = values.sum(axis=1) / per_window[:, 0]
     # a_w = row_means_w - (share @ b)_w eliminated: a K x K system for b (b's mean is free)
     system = np.diag(measured.sum(axis=0)) - measured.T @ share
     right = (measured * (values - row_means[:, None])).sum(axis=0)

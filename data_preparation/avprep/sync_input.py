@@ -65,11 +65,6 @@ class SyncInputs:
         """The pairs.WindowConfig of the windows (9 frames, 15 speech frames)."""
         return pairs.WindowConfig(fps=self.fps)
 
-    @property
-    def complete(self):
-        """bool (W,): windows observed at every offset."""
-        return self.observed.all(axis=1)
-
     def shift_index(self, window_index):
         """int64 (len, K): index of each window's total shift at each offset (a valid
         index at every offset; its cube lies inside the clip where `observed`)."""
