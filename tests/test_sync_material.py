@@ -32,6 +32,7 @@ def test_grid_sets_take_every_fifth_clip_by_id():
     sets = grid_sets(entries)
     assert sets["grid_val"] == [f"/g/{i:03d}.mpg" for i in range(0, 50, 5)]
     assert sets["grid_val2"] == [f"/g/{i:03d}.mpg" for i in range(2, 50, 5)]
+    assert sets["grid_val_rest"] == [f"/g/{i:03d}.mpg" for i in range(50) if i % 5 not in (0, 2)]
     assert sets["grid_test"] == [f"/g/{i:03d}.mpg" for i in range(50, 80, 5)]
     assert len(sets["grid_test_full"]) == 30
 
@@ -46,6 +47,8 @@ def test_dataset_sets_follow_the_manifest_split():
     sets = dataset_sets({"files": files}, paths)
     assert sets["lrw_val"] == [f"/data/lrw_ar/video/{i:03d}.mp4" for i in range(0, 200, 10)]
     assert sets["lrw_val2"] == [f"/data/lrw_ar/video/{i:03d}.mp4" for i in range(5, 200, 10)]
+    assert sets["lrw_val_rest"] == [f"/data/lrw_ar/video/{i:03d}.mp4" for i in range(250)
+                                    if i >= 200 or i % 5]
     assert sets["lrw_test"] == [f"/data/lrw_ar/video/t{i:03d}.mp4" for i in range(0, 30, 10)]
     assert len(sets["lrw_test_full"]) == 30  # the skipped video is not material
     assert sets["heldout"] == ["/data/talks/a.mp4"]

@@ -3,9 +3,11 @@
 Named sets of source videos, each fixed by a rule on sorted lists, so a later session makes
 the same material again:
   grid_val, grid_val2   GRID s1 validation clips (by id), every 5th from the 1st / the 3rd
+  grid_val_rest         the GRID s1 validation clips in neither of those
   grid_test             GRID s1 test clips, every 5th;  grid_test_full: all of them
   lrw_val, lrw_val2     the dataset's validation clips from `lrw_source` (by path), every
                         10th from the 1st / the 6th, 20 at most
+  lrw_val_rest          the validation clips from `lrw_source` in neither of those
   lrw_test              its test clips from `lrw_source`, every 10th;  lrw_test_full: all
   heldout               its validation and test clips from every other source
 GRID's split is its own (avprep.splits, by video); the others are the speaker split written
@@ -18,7 +20,15 @@ GRID_SETS = {"grid_val": ("validation", 0, 5), "grid_val2": ("validation", 2, 5)
 DATASET_SETS = {"lrw_val": ("validation", 0, 10), "lrw_val2": ("validation", 5, 10),
                 "lrw_test": ("test", 0, 10), "lrw_test_full": ("test", 0, 1)}
 VALIDATION_SET_SIZE = 20
-SET_NAMES = tuple(GRID_SETS) + tuple(DATASET_SETS) + ("heldout",)
+REST_SETS = {"grid_val_rest": ("grid_val", "grid_val2"), "lrw_val_rest": ("lrw_val", "lrw_val2")}
+SET_NAMES = (tuple(GRID_SETS) + tuple(DATASET_SETS) + ("heldout",)
+             + tuple(sorted(REST_SETS)))
+
+
+def _with_rest(sets, split_clips, rest_name):
+    """sets plus sets[rest_name]: split_clips (in order) in none of REST_SETS[rest_name]."""
+    used = {path for name in REST_SETS[rest_name] for path in sets[name]}
+    return {**sets, rest_name: [path for path in split_clips if path not in used]}
 
 
 def grid_sets(entries):
@@ -27,8 +37,9 @@ def grid_sets(entries):
     by_split = {}
     for entry in sorted(entries, key=lambda e: e.video_id):
         by_split.setdefault(entry.split, []).append(entry.path)
-    return {name: by_split.get(split, [])[first::step]
+    sets = {name: by_split.get(split, [])[first::step]
             for name, (split, first, step) in GRID_SETS.items()}
+    return _with_rest(sets, by_split.get("validation", []), "grid_val_rest")
 
 
 def manifest_paths(manifest):
@@ -53,12 +64,13 @@ def dataset_sets(manifest, paths, lrw_source="lrw_ar"):
     held_out = sorted((record["path"], record["split"], record.get("source", ""))
                       for record in manifest["files"] if record.get("status") == "ok"
                       and record.get("split") in ("validation", "test"))
+    by_split = {}
+    for path, split, source in held_out:
+        if source == lrw_source:
+            by_split.setdefault(split, []).append(paths[path])
     sets = {}
     for name, (split, first, step) in DATASET_SETS.items():
-        chosen = [path for path, s, source in held_out if s == split and source == lrw_source]
-        chosen = chosen[first::step]
-        if split == "validation":
-            chosen = chosen[:VALIDATION_SET_SIZE]
-        sets[name] = [paths[path] for path in chosen]
+        chosen = by_split.get(split, [])[first::step]
+        sets[name] = chosen[:VALIDATION_SET_SIZE] if split == "validation" else chosen
     sets["heldout"] = [paths[path] for path, _, source in held_out if source != lrw_source]
-    return sets
+    return _with_rest(sets, by_split.get("validation", []), "lrw_val_rest")
