@@ -14,7 +14,8 @@ import sys
 
 from absl import flags, logging
 
-from avmatch.config import DECAY_TYPES, OPTIMIZERS, SELECTION_RULES, STRATEGIES, TrainConfig
+from avmatch.config import (DECAY_TYPES, MAX_SPEECH_WARP, OPTIMIZERS, SELECTION_RULES, STRATEGIES,
+                            TrainConfig)
 from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
@@ -90,6 +91,10 @@ flags.DEFINE_enum("mouth_augmentation", _D.mouth_augmentation, ["standard", "str
                   "zoom (avmatch.augment.MOUTH_AUGMENTATIONS).")
 flags.DEFINE_boolean("augment_speech", _D.augment_speech, "Add noise to the training speech "
                      "cubes (avmatch.augment).")
+flags.DEFINE_float("speech_warp", _D.speech_warp, "With --augment_speech: stretch each speech "
+                   "cube's Mel-filter axis by a random factor in [1 - w, 1 + w], a change of "
+                   "speaker's vocal tract length (avmatch.augment; 0 = off, at most "
+                   f"{MAX_SPEECH_WARP}).")
 flags.DEFINE_integer("early_stopping_epochs", _D.early_stopping_epochs, "Stop when the "
                      "validation AUC has not improved for this many epochs (0 = never).")
 flags.DEFINE_integer("max_train_windows", _D.max_train_windows, "Train on about this many "
@@ -119,6 +124,10 @@ def check_numbers(config):
                          "the offset loss compares a window with its video's other windows")
     if config.mouth_augmentation != "standard" and not config.augment_mouth:
         raise UsageError(f"--mouth_augmentation={config.mouth_augmentation} needs --augment_mouth")
+    if not 0 <= config.speech_warp <= MAX_SPEECH_WARP:
+        raise UsageError(f"--speech_warp={config.speech_warp} must be in [0, {MAX_SPEECH_WARP}]")
+    if config.speech_warp and not config.augment_speech:
+        raise UsageError(f"--speech_warp={config.speech_warp} needs --augment_speech")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
     return config

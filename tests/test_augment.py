@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from avmatch.augment import (MOUTH_AUGMENTATIONS, AugmentConfig, _lower_resolution, _rotated,
-                             augment_batch, augment_mouth)
+                             augment_batch, augment_mouth, augment_speech, warp_positions,
+                             warped_speech)
 from avmatch.config import TrainConfig
 from avmatch.training import augment_config
 
@@ -91,4 +92,44 @@ def test_train_config_picks_the_mouth_augmentation():
     assert standard == AugmentConfig(speech_noise=0.0)
     speech_only = augment_config(TrainConfig(augment_speech=True))
     assert speech_only == AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.1)
+    warped = augment_config(TrainConfig(augment_speech=True, speech_warp=0.1))
+    assert warped == AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.1, speech_warp=0.1)
     assert augment_config(TrainConfig()) is None
+
+
+def test_the_warp_stretches_the_filter_axis_and_keeps_its_ends():
+    positions = warp_positions(tf.constant([0.9, 1.0, 1.2]), 40).numpy()
+    np.testing.assert_allclose(positions[1], np.arange(40))
+    np.testing.assert_allclose(positions[:, 10], [9.0, 10.0, 12.0], rtol=1e-6)
+    assert (positions[:, 0] == 0).all() and np.allclose(positions[:, -1], 39)
+    assert (np.diff(positions, axis=1) > 0).all(), "the warp keeps the filters in order"
+
+
+def test_warped_speech_interpolates_between_neighbouring_filters():
+    rng = np.random.default_rng(4)
+    speech = rng.normal(size=(3, 15, 40, 3)).astype(np.float32)
+    factors = np.array([0.9, 1.0, 1.15], np.float32)
+    out = warped_speech(tf.constant(speech), tf.constant(factors)).numpy()
+    np.testing.assert_allclose(out[1], speech[1], atol=1e-6)
+    # Window 0, filter 15 reads position 13.5: halfway between filters 13 and 14.
+    np.testing.assert_allclose(out[0, :, 15], (speech[0, :, 13] + speech[0, :, 14]) / 2,
+                               atol=1e-5)
+    positions = warp_positions(tf.constant(factors), 40).numpy()
+    for w in range(3):
+        expected = np.stack([np.stack([np.interp(positions[w], np.arange(40), speech[w, t, :, c])
+                                       for c in range(3)], axis=-1) for t in range(15)])
+        np.testing.assert_allclose(out[w], expected, atol=1e-5)
+
+
+def test_speech_warp_alone_moves_the_cubes_and_is_bounded():
+    tf.random.set_seed(5)
+    speech = tf.constant(np.tile(np.arange(40, dtype=np.float32)[None, None, :, None],
+                                 (64, 15, 1, 3)))
+    out = augment_speech(speech, AugmentConfig(speech_noise=0.0, speech_warp=0.1)).numpy()
+    assert out.shape == speech.shape
+    # A ramp over the filters stays a ramp of slope = the window's factor, below the knee.
+    slopes = out[:, 0, 10, 0] / 10.0
+    assert 0.9 <= slopes.min() < 0.97 and 1.03 < slopes.max() <= 1.1
+    assert np.allclose(out[:, :, -1], 39.0)
+    with pytest.raises(ValueError, match="speech_warp must be at most 0.2"):
+        AugmentConfig(speech_warp=0.3)

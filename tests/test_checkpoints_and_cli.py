@@ -356,6 +356,8 @@ def test_train_rejects_negative_selection_and_cap_settings(tmp_path, argument):
     (["--offset_temperature=0"], "--offset_temperature must be positive"),
     (["--offset_loss_weight=1", "--offset_run_windows=1"], "--offset_run_windows=1 must be"),
     (["--mouth_augmentation=strong"], "--mouth_augmentation=strong needs --augment_mouth"),
+    (["--speech_warp=0.1"], "--speech_warp=0.1 needs --augment_speech"),
+    (["--augment_speech", "--speech_warp=0.3"], "--speech_warp=0.3 must be in [0, 0.2]"),
 ])
 def test_train_rejects_loss_and_augmentation_settings_that_cannot_work(tmp_path, arguments, expected):
     result = run_script("train.py", *arguments, f"--train_dir={tmp_path / 'run'}")

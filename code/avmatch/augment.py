@@ -18,11 +18,24 @@ rotation and resolution loss).
 
 Speech cubes (float32 (W, T, F, C)): additive Gaussian noise of standard deviation
 `speech_noise` (features are normalised per clip to unit variance, so 0.1 is a tenth of
-their spread). A gain change would be undone by that normalisation, so there is none.
+their spread). A gain change would be undone by that normalisation, so there is none. Off by
+default, a speaker change: a stretch of the Mel-filter axis by a random factor in
+[1 - `speech_warp`, 1 + `speech_warp`] per cube (vocal tract length perturbation, Jaitly and
+Hinton 2013): filter f takes the value at position a * f of the original filters (linear
+interpolation) up to 80% of the axis, and a straight line from there to the last filter maps
+the top of the band onto itself, so nothing is read from outside it. The time axis and the
+channels (static, deltas) are warped alike: deltas are linear in time, so they commute with a
+warp of frequency.
 """
 import dataclasses
 
 import tensorflow as tf
+
+from avmatch.config import MAX_SPEECH_WARP
+
+# A factor of 1 / _WARP_KNEE would carry the knee onto the last filter: MAX_SPEECH_WARP stays
+# below 1 / _WARP_KNEE - 1.
+_WARP_KNEE = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +48,16 @@ class AugmentConfig:
     speech_noise: float = 0.1
     mouth_rotation: float = 0.0
     mouth_resolution: float = 0.0
+    speech_warp: float = 0.0
 
     def __post_init__(self):
         for name, value in dataclasses.asdict(self).items():
             if not 0.0 <= value < 1.0 and not (name == "mouth_flip" and value == 1.0):
                 raise ValueError(f"augmentation {name} must be in [0, 1), got {value}")
+        if self.speech_warp > MAX_SPEECH_WARP:
+            raise ValueError(f"augmentation speech_warp must be at most {MAX_SPEECH_WARP}, "
+                             f"got {self.speech_warp}")
+
 
 
 MOUTH_AUGMENTATIONS = {
@@ -111,8 +129,37 @@ def augment_mouth(mouth, config):
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
+def warp_positions(factors, num_filters):
+    """float32 (W,) warp factors -> float32 (W, F) positions on the original filter axis that
+    each output filter reads: factor * f up to the knee, then a line to the last filter."""
+    top = float(num_filters - 1)
+    knee = _WARP_KNEE * top
+    f = tf.range(num_filters, dtype=tf.float32)[None, :]
+    a = factors[:, None]
+    above = knee * a + (f - knee) * (top - knee * a) / (top - knee)
+    return tf.where(f <= knee, f * a, above)
+
+
+def warped_speech(speech, factors):
+    """float32 (W, T, F, C) -> the same shape, window w's filter axis stretched by factors[w]
+    (linear interpolation between neighbouring filters)."""
+    num_filters = speech.shape[2]
+    positions = tf.clip_by_value(warp_positions(factors, num_filters), 0.0, num_filters - 1.0)
+    below = tf.minimum(tf.floor(positions), num_filters - 2.0)
+    weight = (positions - below)[:, None, :, None]
+    below = tf.cast(below, tf.int32)
+    lower = tf.gather(speech, below, axis=2, batch_dims=1)
+    upper = tf.gather(speech, below + 1, axis=2, batch_dims=1)
+    return lower + weight * (upper - lower)
+
+
 def augment_speech(speech, config):
-    """float32 (W, T, F, C) + N(0, speech_noise^2) noise."""
+    """float32 (W, T, F, C) -> the same, Mel axis warped (if speech_warp) and
+    N(0, speech_noise^2) noise added."""
+    if config.speech_warp:
+        factors = tf.random.uniform([tf.shape(speech)[0]], 1.0 - config.speech_warp,
+                                    1.0 + config.speech_warp)
+        speech = warped_speech(speech, factors)
     if config.speech_noise == 0:
         return speech
     return speech + tf.random.normal(tf.shape(speech), stddev=config.speech_noise)

@@ -11,6 +11,7 @@ OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 DECAY_TYPES = ("exponential", "fixed", "polynomial")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 SELECTION_RULES = ("hard", "adaptive")
+MAX_SPEECH_WARP = 0.2  # largest stretch of the Mel axis train.py --speech_warp accepts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,7 @@ class TrainConfig:
     augment_mouth: bool = False
     mouth_augmentation: str = "standard"
     augment_speech: bool = False
+    speech_warp: float = 0.0
     early_stopping_epochs: int = 0
     max_train_windows: int = 0
     precision: str = "auto"

@@ -97,7 +97,7 @@ def augment_config(config):
         mouth = AugmentConfig(mouth_zoom=0.0, mouth_brightness=0.0, mouth_contrast=0.0,
                               mouth_flip=0.0)
     speech_noise = AugmentConfig().speech_noise if config.augment_speech else 0.0
-    return dataclasses.replace(mouth, speech_noise=speech_noise)
+    return dataclasses.replace(mouth, speech_noise=speech_noise, speech_warp=config.speech_warp)
 
 
 def best_epoch(history):
