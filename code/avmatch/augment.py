@@ -33,8 +33,8 @@ import tensorflow as tf
 
 from avmatch.config import MAX_SPEECH_WARP
 
-# A factor of 1 / _WARP_KNEE would carry the knee onto the last filter: MAX_SPEECH_WARP stays
-# below 1 / _WARP_KNEE - 1.
+# The warp's knee, as a fraction of the filter axis. Factors below 1 / 0.8 = 1.25 keep it
+# inside the axis, which MAX_SPEECH_WARP (0.2) ensures.
 _WARP_KNEE = 0.8
 
 
@@ -57,7 +57,6 @@ class AugmentConfig:
         if self.speech_warp > MAX_SPEECH_WARP:
             raise ValueError(f"augmentation speech_warp must be at most {MAX_SPEECH_WARP}, "
                              f"got {self.speech_warp}")
-
 
 
 MOUTH_AUGMENTATIONS = {
