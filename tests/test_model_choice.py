@@ -38,10 +38,13 @@ def _config(train_dir, **kwargs):
 
 def test_each_epoch_is_scored_on_validation_and_the_best_kept(dataset, tmp_path):
     trainer = Trainer(_config(tmp_path, num_epochs=2, augment_mouth=True,
-                              mouth_augmentation="strong", augment_speech=True), dataset)
+                              mouth_augmentation="strong", augment_speech=True,
+                              speech_warp=0.1), dataset)
     trainer.run()
     with open(tmp_path / "results.json") as handle:
         results = json.load(handle)
+    with open(tmp_path / "config.json") as handle:
+        assert json.load(handle)["speech_warp"] == 0.1
     assert results["selection_split"] == "validation"
     assert [row["split"] for row in results["epochs"]] == ["validation", "validation"]
     assert all("test" not in row for row in results["epochs"])
