@@ -41,7 +41,7 @@ def test_dataset_sets_follow_the_manifest_split():
     files = ([record(f"lrw_ar/video/{i:03d}.mp4", "validation") for i in range(250)]
              + [record(f"lrw_ar/video/t{i:03d}.mp4", "test") for i in range(30)]
              + [record("lrw_ar/video/t999.mp4", "test", status="skipped"),
-                record("lrw_ar/video/x.mp4", "train"),
+                record("lrw_ar/video/x.mp4", "train"), record("lrw_ar/video/y.mp4", "train"),
                 record("talks/a.mp4", "test"), record("talks/b.mp4", "train")])
     paths = {f["path"]: "/data/" + f["path"] for f in files}
     sets = dataset_sets({"files": files}, paths)
@@ -52,6 +52,7 @@ def test_dataset_sets_follow_the_manifest_split():
     assert sets["lrw_test"] == [f"/data/lrw_ar/video/t{i:03d}.mp4" for i in range(0, 30, 10)]
     assert len(sets["lrw_test_full"]) == 30  # the skipped video is not material
     assert sets["heldout"] == ["/data/talks/a.mp4"]
+    assert sets["lrw_train"] == ["/data/lrw_ar/video/x.mp4"]  # every 16th: the first of two
 
 
 def test_manifest_paths_resolve_sources_and_name_a_missing_folder(tmp_path, monkeypatch):

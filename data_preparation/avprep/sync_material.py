@@ -9,16 +9,20 @@ the same material again:
                         10th from the 1st / the 6th, 20 at most
   lrw_val_rest          the validation clips from `lrw_source` in neither of those
   lrw_test              its test clips from `lrw_source`, every 10th;  lrw_test_full: all
+  lrw_train             its *training* clips from `lrw_source`, every 16th (clips the model
+                        learnt from: how well the check can do on this material at all)
   heldout               its validation and test clips from every other source
 GRID's split is its own (avprep.splits, by video); the others are the speaker split written
-in the dataset's manifest, so the validation and test speakers are the model's held-out ones.
+in the dataset's manifest, so the validation and test speakers (all but lrw_train) are the
+model's held-out ones.
 """
 from avprep.splits import SplitConfig, list_videos
 
 GRID_SETS = {"grid_val": ("validation", 0, 5), "grid_val2": ("validation", 2, 5),
              "grid_test": ("test", 0, 5), "grid_test_full": ("test", 0, 1)}
 DATASET_SETS = {"lrw_val": ("validation", 0, 10), "lrw_val2": ("validation", 5, 10),
-                "lrw_test": ("test", 0, 10), "lrw_test_full": ("test", 0, 1)}
+                "lrw_test": ("test", 0, 10), "lrw_test_full": ("test", 0, 1),
+                "lrw_train": ("train", 0, 16)}
 VALIDATION_SET_SIZE = 20
 REST_SETS = {"grid_val_rest": ("grid_val", "grid_val2"), "lrw_val_rest": ("lrw_val", "lrw_val2")}
 SET_NAMES = (tuple(GRID_SETS) + tuple(DATASET_SETS) + ("heldout",)
@@ -61,16 +65,16 @@ def dataset_sets(manifest, paths, lrw_source="lrw_ar"):
     """{set name: [video path]} of DATASET_SETS and "heldout" from a speaker-split dataset's
     manifest; `paths` maps its file paths to files (manifest_paths). Only videos that gave
     windows ("ok") count."""
-    held_out = sorted((record["path"], record["split"], record.get("source", ""))
-                      for record in manifest["files"] if record.get("status") == "ok"
-                      and record.get("split") in ("validation", "test"))
+    usable = sorted((record["path"], record["split"], record.get("source", ""))
+                    for record in manifest["files"] if record.get("status") == "ok")
     by_split = {}
-    for path, split, source in held_out:
+    for path, split, source in usable:
         if source == lrw_source:
             by_split.setdefault(split, []).append(paths[path])
     sets = {}
     for name, (split, first, step) in DATASET_SETS.items():
         chosen = by_split.get(split, [])[first::step]
         sets[name] = chosen[:VALIDATION_SET_SIZE] if split == "validation" else chosen
-    sets["heldout"] = [paths[path] for path, _, source in held_out if source != lrw_source]
+    sets["heldout"] = [paths[path] for path, split, source in usable
+                       if source != lrw_source and split in ("validation", "test")]
     return _with_rest(sets, by_split.get("validation", []), "lrw_val_rest")
