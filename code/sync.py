@@ -92,16 +92,13 @@ def config_from_flags():
 
 def video_paths(path):
     """[path] for a file; the sorted videos of a folder (UsageError when it has none)."""
-    from avprep.splits import VIDEO_EXTENSIONS
+    from avprep.splits import videos_in
 
     path = Path(path)
     if not path.is_dir():
         return [path]
-    videos = sorted(p for p in path.iterdir() if p.is_file()
-                    and p.suffix.lower() in VIDEO_EXTENSIONS)
-    if not videos:
-        raise UsageError(f"no video in {path} (extensions: {' '.join(VIDEO_EXTENSIONS)})")
-    return videos
+    with reported(ValueError):
+        return videos_in(path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,28 +17,25 @@ from pathlib import Path
 
 from absl import flags
 
-from avprep.cli import UsageError, run
+from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "A video, or a folder of videos.")
 flags.DEFINE_string("output_dir", None, "Folder for the excerpts.")
-flags.DEFINE_float("seconds", None, "Length of each excerpt in seconds (> 0).")
+flags.DEFINE_float("seconds", None, "Length of each excerpt in seconds (one frame at least).")
 
 
 def input_videos(path):
     """[Path]: `path` itself, or the videos in the folder `path` (sorted)."""
-    from avprep.splits import VIDEO_EXTENSIONS
+    from avprep.splits import videos_in
 
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise UsageError(f"--input={path} is neither a file nor a folder")
-    videos = sorted(p for p in path.iterdir()
-                    if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-    if not videos:
-        raise UsageError(f"no video in {path} (extensions: {' '.join(VIDEO_EXTENSIONS)})")
-    return videos
+    with reported(ValueError):
+        return videos_in(path)
 
 
 def main(argv):

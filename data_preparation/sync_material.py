@@ -8,8 +8,8 @@ Writes OUTPUT_DIR/<set>/<clip>_audio<+-N>ms.mp4 (data_preparation/shift_audio.py
 the video stream copied, not re-encoded) for the sets of avprep.sync_material: grid_val,
 grid_val2, grid_val_rest, grid_test, grid_test_full (from --grid_dir; left out without it),
 lrw_val, lrw_val2, lrw_val_rest, lrw_test, lrw_test_full, lrw_train (training speakers) and
-heldout (from the speaker-split dataset), and OUTPUT_DIR/material.json naming each set's source clips. Copies already there
-are kept, so an interrupted run goes on where it stopped. Check a set with
+heldout (from the speaker-split dataset), and OUTPUT_DIR/material.json naming each set's
+source clips. Copies already there are kept, so an interrupted run goes on where it stopped. Check a set with
 `python code/sync.py --video=shifted/grid_val` (`--max_offset=7` for the 1.2 s LRW clips).
 """
 import os

@@ -69,10 +69,13 @@ def test_a_rerun_keeps_what_is_there_and_a_damaged_video_is_named(videos, tmp_pa
 
 
 @pytest.mark.parametrize("flag", ["--seconds=0", "--seconds=0.01", "--seconds=nan",
-                                  "--seconds=abc", None])
+                                  "--seconds=abc", "--input=/absent/folder", "empty folder"])
 def test_bad_input_is_one_error_line(videos, tmp_path, flag):
-    args = [f"--input={videos}", f"--output_dir={tmp_path / 'out'}"]
-    args += [flag] if flag else ["--seconds=1", "--input=/absent/folder"]
+    args = [f"--input={videos}", f"--output_dir={tmp_path / 'out'}", "--seconds=1"]
+    if flag == "empty folder":
+        (tmp_path / "empty").mkdir()
+        flag = f"--input={tmp_path / 'empty'}"
+    args.append(flag)
     result = run_tool(*args)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr

@@ -131,3 +131,11 @@ def test_shared_grid_clips_all_have_alignments(shared_grid):
     assert len(entries) == 999
     assert all(e.align_path for e in entries)
     assert {e.split for e in entries} == set(splits.SPLITS)
+
+
+def test_videos_in_lists_a_folder_itself_sorted_and_names_an_empty_one(tmp_path):
+    _touch(tmp_path, ["b.MP4", "a.avi", "notes.txt", "sub/c.mp4"])
+    assert [p.name for p in splits.videos_in(tmp_path)] == ["a.avi", "b.MP4"]
+    with pytest.raises(ValueError, match="no video in .*sub2"):
+        _touch(tmp_path, ["sub2/readme.txt"])
+        splits.videos_in(tmp_path / "sub2")

@@ -151,6 +151,15 @@ def _is_video(path):
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def videos_in(folder):
+    """The video files directly in `folder` (not below it), sorted; ValueError when there are
+    none."""
+    videos = sorted(p for p in Path(folder).iterdir() if _is_video(p))
+    if not videos:
+        raise ValueError(f"no video in {folder} (extensions: {' '.join(VIDEO_EXTENSIONS)})")
+    return videos
+
+
 def _videos_under(folder):
     """Video files below `folder`, recursively, sorted."""
     return sorted(p for p in Path(folder).rglob("*") if _is_video(p))
