@@ -8,6 +8,7 @@ Serving signatures embed_speech (float32 [None, 15, 40, 3]), embed_mouth (uint8
 config.json (how its inputs are prepared) is copied beside saved_model.pb. The folder is
 replaced only once the new export is complete.
 """
+import dataclasses
 import os
 from pathlib import Path
 
@@ -31,7 +32,6 @@ def export(checkpoint_dir, output_dir):
     from avmatch.config import RUN_CONFIG_NAME, read_saved_run
     from avmatch.export import export_saved_model
     from avmatch.instance import MatchingInstance
-    from avprep.records import SPEECH_FRAMES
     from avprep.speech_features import SpeechFeatureConfig
 
     try:
@@ -42,8 +42,7 @@ def export(checkpoint_dir, output_dir):
     with reported(ValueError, TypeError, prefix=f"{checkpoint_dir}: "):
         saved = read_saved_run(checkpoint_dir)
         speech = SpeechFeatureConfig(**((saved.features or {}).get("speech") or {}))
-        # num_features, not num_filters: an MFCC model's speech cubes have num_cepstra rows
-        speech_shape = (SPEECH_FRAMES, speech.num_features, speech.num_channels)
+        speech_shape = speech.cube_shape
     instance = MatchingInstance.create(saved.train.model_speech_name,
                                        saved.train.model_mouth_name, speech_shape)
     with reported(checkpoints.CheckpointError):
@@ -54,14 +53,27 @@ def export(checkpoint_dir, output_dir):
         return path, export_saved_model(instance, speech_shape, output_dir, extra)
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The trained model to export and the SavedModel folder to write."""
+    checkpoint_dir: str
+    output_dir: str
+
+
+def config_from_flags(values):
+    """ExportConfig from parsed flags; UsageError for values that cannot work."""
+    if not values.output_dir:
+        raise UsageError("--output_dir is required")
+    if os.path.exists(values.output_dir) and not os.path.isdir(values.output_dir):
+        raise UsageError(f"--output_dir={values.output_dir} exists and is not a directory")
+    return ExportConfig(checkpoint_dir=values.checkpoint_dir, output_dir=values.output_dir)
+
+
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.output_dir:
-        raise UsageError("--output_dir is required")
-    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-        raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
-    path, output_dir = export(FLAGS.checkpoint_dir, FLAGS.output_dir)
+    config = config_from_flags(FLAGS)
+    path, output_dir = export(config.checkpoint_dir, config.output_dir)
     print(f"exported {path} to {output_dir} (signatures: embed_speech, embed_mouth, distance)")
 
 

@@ -83,11 +83,27 @@ def config_from_flags():
         raise UsageError(f"--window_step={FLAGS.window_step} must be in 1..{WINDOW_STEP_LIMIT}")
     if not math.isfinite(FLAGS.segment_seconds) or FLAGS.segment_seconds < 0:
         raise UsageError(f"--segment_seconds={FLAGS.segment_seconds} must be a number >= 0")
+    for name in ("json", "csv", "plot"):
+        if getattr(FLAGS, name):
+            check_output_file(name, getattr(FLAGS, name))
     return SyncCheckConfig(video=FLAGS.video, checkpoint_dir=FLAGS.checkpoint_dir,
                            checkpoint=FLAGS.checkpoint or "",
                            max_offset=FLAGS.max_offset, window_step=FLAGS.window_step,
                            segment_seconds=FLAGS.segment_seconds,
                            json=FLAGS.json or "", csv=FLAGS.csv or "", plot=FLAGS.plot or "")
+
+
+def check_output_file(flag, path):
+    """UsageError when --flag=path cannot be written as a file: it names a directory, or an
+    existing file stands where a folder on its way must go. Checked with the flags, as the
+    writes come only after every video is checked."""
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise UsageError(f"--{flag}={path} is a directory; name a file")
+    from avprep.atomic import nearest_existing
+
+    parent = nearest_existing(os.path.dirname(os.path.abspath(path)))  # the rest is made
+    if not os.path.isdir(parent):
+        raise UsageError(f"--{flag}={path} cannot be written: {parent} is not a directory")
 
 
 def video_paths(path):
@@ -122,7 +138,6 @@ def load_model(checkpoint_dir, checkpoint=""):
     from avmatch.instance import MatchingInstance
     from avmatch.sync import embedding_functions, read_thresholds
     from avprep.mouth_tracking import MissingModelError, MouthTracker
-    from avprep.records import SPEECH_FRAMES
     from avprep.speech_features import SpeechFeatureConfig
 
     try:
@@ -136,7 +151,7 @@ def load_model(checkpoint_dir, checkpoint=""):
         speech = SpeechFeatureConfig(**(features.get("speech") or {}))
         thresholds = read_thresholds(checkpoint_dir)
     border_fraction = (features.get("crop") or {}).get("border_fraction")
-    speech_shape = (SPEECH_FRAMES, speech.num_features, speech.num_channels)
+    speech_shape = speech.cube_shape
     instance = MatchingInstance.create(saved.train.model_speech_name,
                                        saved.train.model_mouth_name, speech_shape)
     with reported(checkpoints.CheckpointError, MissingModelError):
@@ -261,19 +276,21 @@ def json_payload(rows, model, config, lse, recovery=(None, 0)):
 
 
 def write_outputs(rows, model, config, lse, recovery=(None, 0)):
-    """--json, --csv and --plot, each written atomically."""
+    """--json, --csv and --plot, each written atomically; UsageError when one cannot be
+    (the flags were checked, but the disk may be full or a folder replaced meanwhile)."""
     from avmatch.sync import save_offset_plot
     from avprep.atomic import atomic_write
     from avprep.records import write_json_atomic
 
-    if config.json:
-        write_json_atomic(config.json, json_payload(rows, model, config, lse, recovery))
-    if config.csv:
-        text = csv_text(rows)
-        atomic_write(config.csv, lambda handle: handle.write(text), binary=False)
     checked = [(Path(row["video"]).name, row["result"]) for row in rows if "result" in row]
-    if config.plot and checked:
-        save_offset_plot(config.plot, checked)
+    with reported(OSError, prefix="cannot write the outputs: "):
+        if config.json:
+            write_json_atomic(config.json, json_payload(rows, model, config, lse, recovery))
+        if config.csv:
+            text = csv_text(rows)
+            atomic_write(config.csv, lambda handle: handle.write(text), binary=False)
+        if config.plot and checked:
+            save_offset_plot(config.plot, checked)
 
 
 def main(argv):

@@ -1,6 +1,6 @@
 """Scores held-out pairs with a trained model and writes the metrics and plots.
 
-    python code/test.py                   # latest checkpoint of train.py's default run
+    python code/test.py        # train.py's default run: its best epoch (else its latest)
     python code/test.py --checkpoint_dir=runs/grid --data_dir=DATASET --test_dir=results/grid
 
 Prints the 10-fold mean (and std) EER, interpolated EER, AUC and AP, and writes into
@@ -69,7 +69,8 @@ def evaluate(config, saved_run):
     from avmatch.input_pipeline import DatasetError, naming_damaged_shards
 
     try:
-        with reported(DatasetError, CheckpointError, FileNotFoundError), \
+        # OSError: the dataset's files, or test_dir's (not writable, replaced by a file meanwhile)
+        with reported(DatasetError, CheckpointError, OSError), \
                 naming_damaged_shards(config.data_dir):
             return evaluate_checkpoint(config, saved_run, log=logging.info)
     except tf.errors.ResourceExhaustedError:
@@ -85,15 +86,19 @@ def main(argv):
     if FLAGS.offset_windows == 1 or FLAGS.offset_windows < 0:
         raise UsageError(f"--offset_windows={FLAGS.offset_windows} must be 0 (off) or at least 2")
     from avmatch.config import read_saved_run
+    from avmatch.reporting import check_test_dir
     from avprep.demo_data import dataset_or_demo
 
+    test_dir = FLAGS.test_dir or os.path.join(FLAGS.checkpoint_dir, "test")
+    with reported(NotADirectoryError):
+        check_test_dir(test_dir)  # now, not after the whole split is scored
     check_checkpoint(FLAGS.checkpoint_dir, FLAGS.checkpoint)
     with reported(ValueError):
         saved_run = read_saved_run(FLAGS.checkpoint_dir)
     config = EvalConfig(
         checkpoint_dir=FLAGS.checkpoint_dir,
         data_dir=dataset_or_demo(FLAGS.data_dir, saved_run.train.data_dir, log=logging.info),
-        test_dir=FLAGS.test_dir or os.path.join(FLAGS.checkpoint_dir, "test"),
+        test_dir=test_dir,
         split=FLAGS.split,
         batch_size=FLAGS.batch_size,
         num_folds=FLAGS.num_folds,

@@ -16,6 +16,7 @@ from absl import flags, logging
 
 from avmatch.config import (DECAY_TYPES, MAX_SPEECH_WARP, OPTIMIZERS, SELECTION_RULES, STRATEGIES,
                             TrainConfig)
+from avprep.atomic import nearest_existing
 from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
@@ -108,8 +109,8 @@ flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuff
 
 def check_numbers(config):
     """`config`, or a UsageError for a float flag that is not a finite number (nan and inf
-    parse as floats but make every loss and metric nan) or a learning rate that is not
-    positive."""
+    parse as floats but make every loss and metric nan), a learning rate that is not
+    positive or a logging interval under one step."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -130,16 +131,38 @@ def check_numbers(config):
         raise UsageError(f"--speech_warp={config.speech_warp} needs --augment_speech")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
+    if config.log_every_n_steps < 1:
+        # a step is logged when its number is a multiple of the interval
+        raise UsageError(f"--log_every_n_steps={config.log_every_n_steps} must be at least 1")
+    return config
+
+
+def check_train_dir(config):
+    """`config`, or a UsageError when --train_dir cannot be a directory to write in: empty,
+    it or a folder on its way exists and is not one, or the nearest existing folder is not
+    writable. Checked before TensorFlow loads, without creating anything: TensorFlow's summary
+    writer would fail on it with a traceback."""
+    if not config.train_dir:
+        raise UsageError("--train_dir must not be empty")
+    path = nearest_existing(config.train_dir)
+    exists = path == os.path.abspath(config.train_dir)
+    if not os.path.isdir(path):
+        if exists:
+            raise UsageError(f"--train_dir={config.train_dir} exists and is not a directory")
+        raise UsageError(f"--train_dir={config.train_dir} cannot be created: {path} is not a "
+                         "directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--train_dir={config.train_dir}: {path} is not writable")
     return config
 
 
 def config_from_flags():
     """TrainConfig from the parsed flags; UsageError for values that cannot work."""
-    return check_numbers(TrainConfig(
+    return check_train_dir(check_numbers(TrainConfig(
         **{field: getattr(FLAGS, field) for field in TrainConfig.__dataclass_fields__
            if field not in ("checkpoint_exclude_scopes", "trainable_scopes")},
         checkpoint_exclude_scopes=tuple(FLAGS.checkpoint_exclude_scopes),
-        trainable_scopes=tuple(FLAGS.trainable_scopes)))
+        trainable_scopes=tuple(FLAGS.trainable_scopes))))
 
 
 def train(trainer):

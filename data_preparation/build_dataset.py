@@ -38,8 +38,8 @@ flags.DEFINE_enum("split_by", "file", ["file", "speaker"],
                   "file: each layout's rule above; speaker: every speaker (a layout's label, "
                   "else a group of clips with the same face) in exactly one split.")
 flags.DEFINE_float("mouth_border_fraction", 0.4,
-                   "Mouth crop border as a share of the mouth width, so crops look alike at "
-                   "any resolution (the shipped model expects 0.4).")
+                   "Mouth crop border as a share of the mouth width (0 to 1), so crops look "
+                   "alike at any resolution (the shipped model expects 0.4).")
 flags.DEFINE_boolean("reference_crop", False,
                      "The reference's fixed 30 px crop border instead of "
                      "--mouth_border_fraction.")
@@ -67,7 +67,8 @@ flags.DEFINE_boolean("drop_silent", False,
 flags.DEFINE_float("silence_db", 30.0, "Silence: this many dB below the clip's loud level.")
 flags.DEFINE_boolean("drop_static", False, "Drop windows whose mouth crops hardly change.")
 flags.DEFINE_float("static_threshold", 1.0,
-                   "Lip motion threshold: mean absolute frame difference in grey levels.")
+                   "Lip motion threshold: mean absolute frame difference in grey levels "
+                   "(0 to 255).")
 flags.DEFINE_integer("num_workers", 1, "Processes decoding and tracking videos.")
 flags.DEFINE_integer("shard_index", 0, "This machine's index when several share the videos.")
 flags.DEFINE_integer("num_shards", 1, "Number of machines sharing the videos.")

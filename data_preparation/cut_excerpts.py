@@ -11,6 +11,7 @@ shift and the name sync.py reads it from. A video shorter than --seconds is writ
 Excerpts already in --output_dir are kept (an interrupted run resumes); a video that cannot
 be decoded is named on one line and counted, and the run ends with exit code 1.
 """
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -38,20 +39,35 @@ def input_videos(path):
         return videos_in(path)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.input or not FLAGS.output_dir or FLAGS.seconds is None:
+@dataclasses.dataclass(frozen=True)
+class ExcerptConfig:
+    """The videos to cut, the folder for their excerpts and the excerpts' length."""
+    videos: tuple
+    output_dir: Path
+    seconds: float
+
+
+def config_from_flags(values):
+    """ExcerptConfig from parsed flags; UsageError for values that cannot work."""
+    if not values.input or not values.output_dir or values.seconds is None:
         raise UsageError("--input, --output_dir and --seconds are required")
     from avprep.records import FPS
 
-    if not math.isfinite(FLAGS.seconds) or round(FLAGS.seconds * FPS) < 1:
-        raise UsageError(f"--seconds={FLAGS.seconds} must be a finite length of at least one "
+    if not math.isfinite(values.seconds) or round(values.seconds * FPS) < 1:
+        raise UsageError(f"--seconds={values.seconds} must be a finite length of at least one "
                          f"frame (1/{FPS:g} s)")
-    output_dir = Path(FLAGS.output_dir)
+    output_dir = Path(values.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"--output_dir={output_dir} exists and is not a directory")
-    videos = input_videos(FLAGS.input)
+    return ExcerptConfig(videos=tuple(input_videos(values.input)), output_dir=output_dir,
+                         seconds=values.seconds)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = config_from_flags(FLAGS)
+    videos, output_dir = config.videos, config.output_dir
     from avprep.excerpt import excerpt_name, write_middle_excerpt
     from avprep.video_io import DecodeError
 
@@ -64,13 +80,13 @@ def main(argv):
             kept += 1
             continue
         try:
-            write_middle_excerpt(video, target, FLAGS.seconds)
+            write_middle_excerpt(video, target, config.seconds)
         except DecodeError as error:
             print(f"{video}: {error}", file=sys.stderr)
             failed.append(video)
             continue
         written += 1
-    print(f"{written} excerpts of {FLAGS.seconds:g} s written to {output_dir}, {kept} already "
+    print(f"{written} excerpts of {config.seconds:g} s written to {output_dir}, {kept} already "
           f"there, {len(failed)} of {len(videos)} videos could not be read")
     if failed:
         sys.exit(1)

@@ -14,6 +14,7 @@ frame has a usable mouth (no face found) writes nothing and exits with code 2.
 """
 import io
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ def config_from_flags(values):
         raise UsageError("--codec=MJPG needs an .avi output (or use --codec=libx264)")
     if codec == "libx264" and suffix == ".avi":
         raise UsageError("--codec=libx264 needs an .mp4, .mkv or .mov output")
-    if values.fps <= 0:
-        raise UsageError(f"--fps must be positive, got {values.fps}")
+    if not math.isfinite(values.fps) or values.fps <= 0:  # nan passes a `<= 0` test
+        raise UsageError(f"--fps must be a finite number above 0, got {values.fps}")
     if values.max_frames < 0:
         raise UsageError(f"--max_frames must be 0 (all) or positive, got {values.max_frames}")
     return LipTrackingConfig(input=Path(values.input), output=output, fps=values.fps,

@@ -12,18 +12,26 @@ from absl import flags
 
 from avprep.cli import UsageError, reported, run
 
+# each clip's frames are made and prepared whole in memory: about 6 MB a second, so 3.5 GB
+# per worker at this limit
+MAX_SECONDS = 600.0
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Dataset folder (default: the demo data home).")
 flags.DEFINE_integer("num_videos", 24, "Number of demo videos (speakers).")
-flags.DEFINE_float("seconds", 8.0, "Length of each demo video.")
+flags.DEFINE_float("seconds", 8.0, "Length of each demo video, from 1 to "
+                   f"{MAX_SECONDS:g} seconds.")
 flags.DEFINE_integer("num_workers", 2, "Processes preparing the videos.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if FLAGS.num_videos < 1 or FLAGS.seconds < 1.0 or FLAGS.num_workers < 1:
-        raise UsageError("--num_videos and --num_workers must be >= 1, --seconds >= 1")
+    if FLAGS.num_videos < 1 or FLAGS.num_workers < 1:
+        raise UsageError("--num_videos and --num_workers must be >= 1")
+    if not 1.0 <= FLAGS.seconds <= MAX_SECONDS:  # false for nan as well
+        raise UsageError(f"--seconds={FLAGS.seconds} must be a number from 1 to "
+                         f"{MAX_SECONDS:g}")
     if FLAGS.output_dir and os.path.exists(FLAGS.output_dir) and not os.path.isdir(
             FLAGS.output_dir):
         raise UsageError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")

@@ -8,6 +8,7 @@ audio late (delayed: silence before it, its end cut); negative = audio early (it
 silence after it); the audio keeps its length. The video stream is copied packet for packet,
 not re-encoded; only the audio is encoded again (avprep.shift).
 """
+import dataclasses
 import os
 
 from absl import flags
@@ -21,22 +22,38 @@ flags.DEFINE_list("offsets_ms", ["-200", "-100", "0", "100", "200"],
                   "Audio shifts in milliseconds, + = audio late.")
 
 
+@dataclasses.dataclass(frozen=True)
+class ShiftConfig:
+    """What to copy, where, and the audio shifts in milliseconds (+ = audio late)."""
+    input: str
+    output_dir: str
+    offsets_ms: tuple
+
+
+def config_from_flags(values):
+    """ShiftConfig from parsed flags; UsageError for values that cannot work."""
+    if not values.input or not values.output_dir:
+        raise UsageError("--input and --output_dir are required")
+    if not os.path.isfile(values.input):
+        raise UsageError(f"--input={values.input} is not a file")
+    if os.path.exists(values.output_dir) and not os.path.isdir(values.output_dir):
+        raise UsageError(f"--output_dir={values.output_dir} exists and is not a directory")
+    from avprep.shift import parse_offsets_ms
+
+    with reported(ValueError, prefix="--offsets_ms: "):
+        offsets = parse_offsets_ms(values.offsets_ms)
+    return ShiftConfig(input=values.input, output_dir=values.output_dir,
+                       offsets_ms=tuple(offsets))
+
+
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.input or not FLAGS.output_dir:
-        raise UsageError("--input and --output_dir are required")
-    if not os.path.isfile(FLAGS.input):
-        raise UsageError(f"--input={FLAGS.input} is not a file")
-    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-        raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
-    from avprep.shift import parse_offsets_ms, write_shifted_copies
-
-    with reported(ValueError, prefix="--offsets_ms: "):
-        offsets = parse_offsets_ms(FLAGS.offsets_ms)
+    config = config_from_flags(FLAGS)
+    from avprep.shift import write_shifted_copies
 
     with reported(ValueError):
-        paths = write_shifted_copies(FLAGS.input, FLAGS.output_dir, offsets)
+        paths = write_shifted_copies(config.input, config.output_dir, config.offsets_ms)
     for path in paths:
         print(path)
 

@@ -12,6 +12,7 @@ heldout (from the speaker-split dataset), and OUTPUT_DIR/material.json naming ea
 source clips. Copies already there are kept, so an interrupted run goes on where it stopped. Check a set with
 `python code/sync.py --video=shifted/grid_val` (`--max_offset=7` for the 1.2 s LRW clips).
 """
+import dataclasses
 import os
 
 from absl import flags
@@ -46,45 +47,74 @@ def material_sets(dataset_dir, grid_dir):
     return sets
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.dataset_dir or not FLAGS.output_dir:
+@dataclasses.dataclass(frozen=True)
+class MaterialConfig:
+    """The inputs, the output folder, the sets asked for (empty = all) and the shifts (ms)."""
+    dataset_dir: str
+    grid_dir: str
+    output_dir: str
+    sets: tuple
+    offsets_ms: tuple
+
+
+def config_from_flags(values):
+    """MaterialConfig from parsed flags; UsageError for values that cannot work."""
+    if not values.dataset_dir or not values.output_dir:
         raise UsageError("--dataset_dir and --output_dir are required")
-    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-        raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
-    if not os.path.isfile(os.path.join(FLAGS.dataset_dir, MANIFEST_NAME)):
-        raise UsageError(f"--dataset_dir={FLAGS.dataset_dir} is not a dataset (no {MANIFEST_NAME})")
-    if FLAGS.grid_dir and not os.path.isdir(FLAGS.grid_dir):
-        raise UsageError(f"--grid_dir={FLAGS.grid_dir} is not a folder")
-    from avprep import records
-    from avprep.shift import parse_offsets_ms, write_shifted_copies
+    if os.path.exists(values.output_dir) and not os.path.isdir(values.output_dir):
+        raise UsageError(f"--output_dir={values.output_dir} exists and is not a directory")
+    if not os.path.isfile(os.path.join(values.dataset_dir, MANIFEST_NAME)):
+        raise UsageError(f"--dataset_dir={values.dataset_dir} is not a dataset (no "
+                         f"{MANIFEST_NAME})")
+    if values.grid_dir and not os.path.isdir(values.grid_dir):
+        raise UsageError(f"--grid_dir={values.grid_dir} is not a folder")
+    from avprep.shift import parse_offsets_ms
     from avprep.sync_material import SET_NAMES
 
-    unknown = sorted(set(FLAGS.sets) - set(SET_NAMES))
+    unknown = sorted(set(values.sets) - set(SET_NAMES))
     if unknown:
         raise UsageError(f"--sets: unknown {', '.join(unknown)} (known: {', '.join(SET_NAMES)})")
     with reported(ValueError, prefix="--offsets_ms: "):
-        offsets = parse_offsets_ms(FLAGS.offsets_ms)
-    with reported(OSError, ValueError, prefix=f"{FLAGS.dataset_dir}: "):
-        sets = material_sets(FLAGS.dataset_dir, FLAGS.grid_dir)
-    if FLAGS.sets:
-        missing = [name for name in FLAGS.sets if name not in sets]
-        if missing:
-            raise UsageError(f"--sets: {', '.join(missing)} need --grid_dir")
-        empty = [name for name in FLAGS.sets if not sets[name]]
-        if empty:
-            raise UsageError(f"--sets: no clip of {FLAGS.dataset_dir} for {', '.join(empty)}")
-        sets = {name: sets[name] for name in FLAGS.sets}
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    records.write_json_atomic(os.path.join(FLAGS.output_dir, "material.json"),
+        offsets = parse_offsets_ms(values.offsets_ms)
+    return MaterialConfig(dataset_dir=values.dataset_dir, grid_dir=values.grid_dir,
+                          output_dir=values.output_dir, sets=tuple(values.sets),
+                          offsets_ms=tuple(offsets))
+
+
+def chosen_sets(sets, names, dataset_dir):
+    """{set: [source]}: `sets` narrowed to `names` (all when empty); UsageError for a set the
+    inputs cannot give."""
+    if not names:
+        return sets
+    missing = [name for name in names if name not in sets]
+    if missing:
+        raise UsageError(f"--sets: {', '.join(missing)} need --grid_dir")
+    empty = [name for name in names if not sets[name]]
+    if empty:
+        raise UsageError(f"--sets: no clip of {dataset_dir} for {', '.join(empty)}")
+    return {name: sets[name] for name in names}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = config_from_flags(FLAGS)
+    from avprep import records
+    from avprep.shift import write_shifted_copies
+
+    with reported(OSError, ValueError, prefix=f"{config.dataset_dir}: "):
+        sets = material_sets(config.dataset_dir, config.grid_dir)
+    sets = chosen_sets(sets, config.sets, config.dataset_dir)
+    offsets = list(config.offsets_ms)
+    os.makedirs(config.output_dir, exist_ok=True)
+    records.write_json_atomic(os.path.join(config.output_dir, "material.json"),
                               {"offsets_ms": offsets, "sets": sets})
     for name, sources in sets.items():
         if not sources:
             print(f"{name}: no clip in the inputs, so no copies")
             continue
         with reported(ValueError):
-            written = sum(len(write_shifted_copies(source, os.path.join(FLAGS.output_dir, name),
+            written = sum(len(write_shifted_copies(source, os.path.join(config.output_dir, name),
                                                    offsets, keep_existing=True))
                           for source in sources)
         print(f"{name}: {len(sources)} clips x {len(offsets)} shifts ({written} copies written)")

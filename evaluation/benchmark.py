@@ -9,8 +9,11 @@ Measures, on this machine and the same seeded random inputs:
             and the baseline (Conv3D towers, one mouth cube per pair, hard pairs gathered);
   scoring   pairs/s of the project's scorer on window batches and of the Conv3D towers
             on --score_batch_size independent pairs;
-            Both in float32 (the default precision) and bfloat16 (train.py --precision); the
-            CPU flags that decide --precision=auto are printed;
+            Both in float32 and bfloat16 (train.py --precision). train.py's and test.py's
+            default, --precision=auto, is bfloat16 where the hardware computes it natively
+            (a CPU with avx512_bf16 or amx_bf16, or a GPU of compute capability 8.0 or
+            newer) and float32 elsewhere: the CPU flags and auto's choice are printed, and
+            the ratios at that choice on a line of their own;
   data preparation  frames/s of the fast mouth tracker and of the reference's per-frame
             detection on the shared videos, and video seconds per second of the whole
             preparation of a video (decode, speech features, tracking, windows) and of the
@@ -60,6 +63,9 @@ def validated_flags():
         raise UsageError("--warmup and --threads must not be negative")
     if FLAGS.prep_max_frames < 1:
         raise UsageError(f"--prep_max_frames={FLAGS.prep_max_frames} must be at least 1")
+    if FLAGS.pipeline_videos < 1:  # a slice [:0] or [:-1] would time fewer videos silently
+        raise UsageError(f"--pipeline_videos={FLAGS.pipeline_videos} must be at least 1 "
+                         "(--skip_prep leaves the data-preparation figures out)")
     return FLAGS
 
 
@@ -126,6 +132,17 @@ def measure_preparation(videos):
             "video_seconds_per_second": duration / seconds}
 
 
+def last_line(done):
+    """What a failed child process said: its last "error: " line on stderr (TensorFlow may
+    log after it), else its last stderr line, else its exit status (killed, say, by a
+    signal, it writes nothing: returncode -N)."""
+    lines = done.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    if errors or lines:
+        return (errors or lines)[-1]
+    return f"exited with status {done.returncode} and wrote no message"
+
+
 def measure_sync(videos):
     """Video seconds per second of code/sync.py (the shipped model) on `videos`, from the
     per-video times of its --json (model loading and start-up excluded)."""
@@ -142,7 +159,7 @@ def measure_sync(videos):
                                f"--video={folder}", f"--json={report}"],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            raise UsageError(f"sync check: {done.stderr.strip().splitlines()[-1]}")
+            raise UsageError(f"sync check: {last_line(done)}")
         with open(report) as handle:
             checked = [v for v in json.load(handle)["videos"] if v["status"] == "ok"]
     duration = sum(video["duration"] for video in checked)

@@ -7,6 +7,7 @@ Runs --warmup untimed calls on seeded random inputs, then --calls under the prof
 the trace into --logdir (TensorBoard's profile tab opens it) and prints the op time per call
 summed by op type and pass (forward / backward), largest first.
 """
+import dataclasses
 import os
 
 from absl import flags
@@ -41,28 +42,51 @@ def profiled_call(what, batch_size, score_batch_size, precision="float32"):
     return lambda: scorer(batch)[1].numpy()
 
 
+@dataclasses.dataclass(frozen=True)
+class ProfileConfig:
+    """What to profile, how many calls, on what batches, and where the trace goes."""
+    what: str
+    logdir: str
+    calls: int
+    warmup: int
+    batch_size: int
+    score_batch_size: int
+    top: int
+    precision: str
+
+
+def config_from_flags(values):
+    """ProfileConfig from parsed flags; UsageError for values that cannot work."""
+    if not values.logdir:
+        raise UsageError("--logdir is required")
+    if values.calls < 1 or values.warmup < 0:
+        raise UsageError("--calls must be >= 1 and --warmup >= 0")
+    for name in ("batch_size", "score_batch_size"):
+        if getattr(values, name) < 2 or getattr(values, name) % 2:
+            raise UsageError(f"--{name} must be a positive even number")
+    if values.top < 1:
+        raise UsageError("--top must be >= 1")
+    return ProfileConfig(**{field.name: getattr(values, field.name)
+                            for field in dataclasses.fields(ProfileConfig)})
+
+
 def main(argv):
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.logdir:
-        raise UsageError("--logdir is required")
-    if FLAGS.calls < 1 or FLAGS.warmup < 0:
-        raise UsageError("--calls must be >= 1 and --warmup >= 0")
-    for name in ("batch_size", "score_batch_size"):
-        if getattr(FLAGS, name) < 2 or getattr(FLAGS, name) % 2:
-            raise UsageError(f"--{name} must be a positive even number")
+    config = config_from_flags(FLAGS)
     import time
 
     from avmatch import profiling
 
-    call = profiled_call(FLAGS.what, FLAGS.batch_size, FLAGS.score_batch_size, FLAGS.precision)
-    for _ in range(FLAGS.warmup):
+    call = profiled_call(config.what, config.batch_size, config.score_batch_size,
+                         config.precision)
+    for _ in range(config.warmup):
         call()
     started = time.perf_counter()
-    trace = profiling.profile_calls(call, FLAGS.logdir, FLAGS.calls)
-    wall = (time.perf_counter() - started) / FLAGS.calls
-    print(f"{FLAGS.what}: {1e3 * wall:.1f} ms per call under the profiler; trace {trace}")
-    print(profiling.format_op_table(profiling.op_table(trace, FLAGS.calls), FLAGS.top))
+    trace = profiling.profile_calls(call, config.logdir, config.calls)
+    wall = (time.perf_counter() - started) / config.calls
+    print(f"{config.what}: {1e3 * wall:.1f} ms per call under the profiler; trace {trace}")
+    print(profiling.format_op_table(profiling.op_table(trace, config.calls), config.top))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,19 @@
 
     python evaluation/ship_model.py --run_dir=runs/multi --output_dir=code/models/multispeaker-v6
 
-Writes into --output_dir (made anew through a temporary folder, so an interrupted run leaves
-the old model or the new one, never half of each): the towers of the run's best epoch
-(CHECKPOINT_DIR/best, else its newest checkpoint; --checkpoint=RUN/ckpt-N for another epoch,
-chosen by another measure such as sync recovery; with --use_moving_average, that training
-checkpoint's moving averages of the weights instead, as test.py --use_moving_average scores
-them: the best/ copy holds the towers alone, so --checkpoint is then required) without
-optimiser state, and config.json
-with the run's settings and the dataset features the model expects (its data_dir cleared:
-the training dataset is not part of the model). The model card, its test metrics and its
-sync thresholds are written by hand beside it and kept when the folder is shipped again.
+Writes into --output_dir (made anew in a temporary folder beside it, then swapped in by
+renames, so an interrupted run leaves the old model or the new one, never half of each;
+killed between the two renames, it leaves the old one whole in a .old-* folder beside it):
+the towers of the run's best epoch (CHECKPOINT_DIR/best, else its newest checkpoint;
+--checkpoint=RUN/ckpt-N for another epoch, chosen by another measure such as sync recovery;
+with --use_moving_average, that training checkpoint's moving averages of the weights
+instead, as test.py --use_moving_average scores them: the best/ copy holds the towers alone,
+so --checkpoint is then required) without optimiser state, and config.json with the run's
+settings and the dataset features the model expects (its data_dir cleared: the training
+dataset is not part of the model). The towers are built for the speech cubes of those
+features, as code/export.py and code/sync.py build them (e.g. float32 (15, 40, 1) cubes for
+a run trained on --num_channels=1 data). The model card, its test metrics and its sync
+thresholds are written by hand beside it and kept when the folder is shipped again.
 
 --average_with=A,B ships the average of those towers with the towers of the model folders
 (or runs) A and B, all weighted alike, batch-norm statistics included: a "model soup" of
@@ -43,6 +46,29 @@ def _tower_variables(instance):
     return instance.speech_net.variables + instance.mouth_net.variables
 
 
+def speech_shape(features):
+    """The speech cube shape (T, F, C) of a run's recorded dataset features (config.json
+    "features"; SpeechFeatureConfig.cube_shape), e.g. (15, 40, 1) for --num_channels=1 data;
+    None when the run recorded no speech settings (the tower's registered shape then, as
+    before features were recorded). ValueError for settings SpeechFeatureConfig rejects."""
+    from avprep.speech_features import SpeechFeatureConfig
+
+    try:
+        settings = (features or {}).get("speech")
+        speech = SpeechFeatureConfig(**settings) if settings else None
+    except (AttributeError, TypeError, ValueError) as error:  # not a mapping, unknown, bad
+        raise ValueError(f"config.json \"features\": {error}") from None
+    return None if speech is None else speech.cube_shape
+
+
+def create_instance(saved):
+    """Untrained towers of the SavedRun `saved`, for its speech cube shape."""
+    from avmatch.instance import MatchingInstance
+
+    return MatchingInstance.create(saved.train.model_speech_name,
+                                   saved.train.model_mouth_name, speech_shape(saved.features))
+
+
 def average_towers(instance, saved, members):
     """Sets the tower variables of `instance` (of the SavedRun `saved`) to their mean with
     those of the model folders `members`, weighted alike; ValueError for a member with other
@@ -51,7 +77,6 @@ def average_towers(instance, saved, members):
 
     from avmatch import checkpoints
     from avmatch.config import RUN_CONFIG_NAME, read_saved_run
-    from avmatch.instance import MatchingInstance
 
     if not members:
         return
@@ -66,7 +91,7 @@ def average_towers(instance, saved, members):
                 other.features != saved.features:
             raise ValueError(f"--average_with: {member} has other towers or features than the "
                              "model shipped; only models of one architecture and input average")
-        copy = MatchingInstance.create(*towers)
+        copy = create_instance(other)  # same features, checked above: same shapes
         checkpoints.restore_towers(checkpoints.checkpoint_to_score(member, "best"), copy)
         for total, variable in zip(sums, _tower_variables(copy)):
             total += variable.numpy()
@@ -84,13 +109,12 @@ def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False, average
     from avmatch import checkpoints
     from avmatch.config import RUN_CONFIG_NAME, read_saved_run
     from avmatch.ema import WeightAverages
-    from avmatch.instance import MatchingInstance
+    from avmatch.export import replace_folder
     from avprep import records
 
     saved = read_saved_run(run_dir)
     source = checkpoint or checkpoints.checkpoint_to_score(run_dir, "best")
-    instance = MatchingInstance.create(saved.train.model_speech_name,
-                                       saved.train.model_mouth_name)
+    instance = create_instance(saved)
     averages = (WeightAverages(instance.trainable_variables, saved.train.moving_average_decay)
                 if use_moving_average else None)
     checkpoints.restore_towers(source, instance, averages)
@@ -114,9 +138,7 @@ def ship(run_dir, output_dir, checkpoint=None, use_moving_average=False, average
         for name in KEEP:
             if os.path.exists(os.path.join(output_dir, name)):
                 shutil.copy2(os.path.join(output_dir, name), staging)
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        replace_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -132,6 +154,8 @@ def main(argv):
     if FLAGS.use_moving_average and not FLAGS.checkpoint:
         raise UsageError("--use_moving_average needs --checkpoint=RUN/ckpt-N (a training "
                          "checkpoint: the run's best/ copy holds no moving averages)")
+    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+        raise UsageError(f"--output_dir={FLAGS.output_dir} exists and is not a directory")
     from avmatch.checkpoints import CheckpointError
     with reported(FileNotFoundError, ValueError, CheckpointError):
         path = ship(FLAGS.run_dir, FLAGS.output_dir, FLAGS.checkpoint,

@@ -145,3 +145,28 @@ def test_profile_script_prints_the_op_table(tmp_path):
     assert any(line.startswith("XLA kernels") and " both " in line for line in lines)
     assert lines[-1].startswith("all ops") and lines[-1].endswith("100.0%")
     assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_benchmark_script_rejects_too_few_pipeline_videos_in_one_line(value):
+    done = _run([f"--pipeline_videos={value}"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: --pipeline_videos={value} must be at least 1")
+
+
+def test_a_failed_child_is_reported_by_its_error_line_or_its_status():
+    # in a child process: importing the script defines its absl flags, here for good
+    check = """
+import subprocess
+from benchmark import last_line
+failed = subprocess.CompletedProcess([], -9, "", "")
+assert last_line(failed) == "exited with status -9 and wrote no message", last_line(failed)
+failed.stderr = "error: no face found\\nW1128 checkpoint.py:234] unrestored values\\n"
+assert last_line(failed) == "error: no face found", last_line(failed)
+failed.stderr = "Segmentation fault\\n"
+assert last_line(failed) == "Segmentation fault", last_line(failed)
+"""
+    done = subprocess.run([sys.executable, "-c", check], cwd=SCRIPT.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

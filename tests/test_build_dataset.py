@@ -148,6 +148,25 @@ def test_script_exit_codes(tmp_path):
     assert "dataset:" not in result.stdout
 
 
+@pytest.mark.parametrize("argument,expected", [
+    ("--mouth_border_fraction=nan", "mouth_border_fraction must be within [0, 1], got nan"),
+    ("--mouth_border_fraction=-0.1", "mouth_border_fraction must be within [0, 1]"),
+    ("--silence_db=nan", "silence_db must be a finite number, got nan"),
+    ("--silence_db=0", "silence_db must be positive"),
+    ("--static_threshold=nan", "static_threshold must be a finite number, got nan"),
+    ("--static_threshold=inf", "static_threshold must be a finite number, got inf"),
+    ("--static_threshold=256", "static_threshold must be within [0, 255]"),
+    ("--impostor_shift=inf", "impostor_shift must be a finite number, got inf"),
+])
+def test_settings_that_cannot_work_are_one_line(tmp_path, argument, expected):
+    """Refused with the flags, before any video is read or anything written."""
+    result = _run_script(f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'o'}", argument)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_folder_without_video_is_the_error_alone(tmp_path):
     source = tmp_path / "no_video"
     source.mkdir()

@@ -315,6 +315,18 @@ def test_test_without_checkpoint_is_one_line_error(dataset, tmp_path):
     assert "no checkpoint in" in assert_one_line_error(result)
 
 
+@pytest.mark.parametrize("inside", ["", "sub"])
+def test_test_dir_that_cannot_be_a_folder_fails_before_scoring(tmp_path, inside):
+    """Refused before the checkpoint is looked for (there is none here), so before any
+    scoring: not os.makedirs' FileExistsError once the split is scored."""
+    blocking = tmp_path / "results.txt"
+    blocking.write_text("a file")
+    test_dir = blocking / inside if inside else blocking
+    result = run_script("test.py", f"--checkpoint_dir={tmp_path / 'run'}",
+                        f"--test_dir={test_dir}")
+    assert f"{blocking} " in assert_one_line_error(result)
+
+
 @pytest.mark.parametrize("script,argument,expected", [
     ("train.py", "--no_such_flag=1", "no_such_flag"),
     ("test.py", "--split=bogus", "--split=bogus"),

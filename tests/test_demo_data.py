@@ -1,10 +1,16 @@
 """The synthetic talking-face demo data."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from avprep import demo_data, records
 from avprep.mouth_tracking import MouthTracker
+
+SCRIPT = Path(__file__).resolve().parents[1] / "data_preparation" / "make_demo_data.py"
 
 
 def test_default_demo_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -52,3 +58,13 @@ def test_ensure_demo_dataset_builds_once(tmp_path):
     assert demo_data.ensure_demo_dataset(directory, log=messages.append) == directory
     assert messages == []
     assert os.path.getmtime(os.path.join(directory, records.MANIFEST_NAME)) == stamp
+
+
+@pytest.mark.parametrize("seconds", ["0.5", "601", "inf", "nan"])
+def test_a_length_outside_1_to_600_seconds_is_one_line(tmp_path, seconds):
+    done = subprocess.run([sys.executable, str(SCRIPT), f"--output_dir={tmp_path / 'demo'}",
+                           f"--seconds={seconds}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --seconds={float(seconds)} must be")
+    assert not (tmp_path / "demo").exists()

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from avprep.video_io import decode_video, write_video
@@ -50,6 +51,15 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "absent.mp4" in lines[0]
+
+
+@pytest.mark.parametrize("fps", ["0", "-30", "nan", "inf"])
+def test_a_frame_rate_that_is_not_a_finite_positive_number_is_one_line(tmp_path, fps):
+    done = _run(f"--input={tmp_path / 'absent.mp4'}", f"--output={tmp_path / 'out.mp4'}",
+                f"--fps={fps}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --fps must be a finite number")
 
 
 def test_corrupt_input_and_wrong_codec_are_usage_errors(tmp_path):

@@ -63,6 +63,18 @@ def test_write_test_outputs_rejects_extra_shadowing_metrics(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("inside", ["", "sub/dir"])
+def test_a_file_where_test_dir_goes_is_refused_before_anything_is_written(tmp_path, inside):
+    blocking = tmp_path / "taken"
+    blocking.write_text("not a folder")
+    test_dir = blocking / inside if inside else blocking
+    reporting.check_test_dir(str(tmp_path / "new" / "dir"))  # missing folders are made
+    labels, distances = _scored_pairs(40)
+    with pytest.raises(NotADirectoryError, match=f"{blocking} .*is not a directory"):
+        reporting.write_test_outputs(str(test_dir), labels, distances, num_folds=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
 def test_plots_leave_no_temporary_files_and_are_readable(tmp_path):
     labels, distances = _scored_pairs(60, seed=3)
     plots.save_distance_histogram(str(tmp_path / "h.png"), labels, distances, bins=10)

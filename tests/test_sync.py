@@ -223,6 +223,13 @@ def test_bad_flags_and_missing_model_are_one_error_line(tmp_path):
     video = grey_video(tmp_path / "clip.mp4")
     assert "--max_offset" in one_error_line(run_sync(f"--video={video}", "--max_offset=0"))
     assert "--window_step" in one_error_line(run_sync(f"--video={video}", "--window_step=0"))
+    # output paths that cannot be files are refused with the flags, before any video
+    (tmp_path / "taken").write_text("a file")
+    line = one_error_line(run_sync(f"--video={video}", f"--json={tmp_path / 'taken' / 'o.json'}"))
+    assert line.startswith("error: --json=") and f"{tmp_path / 'taken'} is not a directory" in line
+    line = one_error_line(run_sync(f"--video={video}", f"--csv={tmp_path / 'taken/a/o.csv'}"))
+    assert line.startswith("error: --csv=") and "is not a directory" in line
+    assert "is a directory" in one_error_line(run_sync(f"--video={video}", f"--plot={tmp_path}"))
     line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={tmp_path}"))
     assert "no checkpoint" in line
 

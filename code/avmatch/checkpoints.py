@@ -89,6 +89,18 @@ def restore_towers(path, instance, averages=None):
                               f"towers): {type(error).__name__}: {_first_line(error)}") from None
 
 
+def restore_run(checkpoint, path):
+    """Restores a run's training_checkpoint from checkpoint `path` to resume it;
+    CheckpointError when its files are damaged or were written for other towers or settings
+    (a kernel of another shape, a variable this run lacks)."""
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except _UNREADABLE as error:
+        raise CheckpointError(f"cannot resume from checkpoint {path} (damaged, or written by a "
+                              f"run with other towers or settings): "
+                              f"{type(error).__name__}: {_first_line(error)}") from None
+
+
 def _in_scopes(name, scopes):
     return any(name == scope or name.startswith(scope.rstrip("/") + "/") for scope in scopes)
 

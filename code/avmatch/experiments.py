@@ -4,7 +4,8 @@ Torfi et al. (2017) compare CNN-MFCC-1/-3 (a 2-D SyncNet-style baseline on MFCC)
 3D-CNN-MFEC-1/-3 (the coupled 3-D towers on log Mel energies), each trained on all pairs and
 with online pair selection; "-1" = static features only, "-3" = with first and second
 derivatives. The paper's average precision (%) and EER-per-epoch curve are read off its
-figures (ORIGINAL.md, about +/-0.5).
+figures (about +/-0.5; the reference's notes, outside this repository; the README's "The
+paper's experiments" lists them beside the measured ones).
 
 Each (variant, mode) is one ordinary training run (avmatch.training.Trainer) in its own
 folder, RUN_ROOT/<variant>_<mode>; its checkpoint of every epoch is kept so that the test

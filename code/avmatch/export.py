@@ -65,21 +65,27 @@ def export_saved_model(instance, speech_shape, output_dir, extra_files=()):
         for path in extra_files:
             shutil.copy2(path, staging)
         os.chmod(staging, 0o755)  # mkdtemp's 0o700 would make the export private
-        _replace_folder(staging, output_dir)
+        replace_folder(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
-def _replace_folder(new, target):
-    """Renames folder `new` to `target`. An existing target is moved aside first and removed
-    after: a reader finds the old folder or the new one, whole (or, between the two renames,
-    none), never a mixture."""
+def replace_folder(new, target):
+    """Renames folder `new` (beside `target`, on the same file system) to `target`. An
+    existing target is moved aside first (to .old-* beside it) and removed after: a reader
+    finds the old folder or the new one, whole (or, between the two renames, none), never a
+    mixture; a run killed between the two renames leaves the old folder whole in .old-*."""
     if not os.path.exists(target):
         os.replace(new, target)
         return
-    old = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(target))
+    # abspath: the parent of "model/" is not "model"
+    old = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(os.path.abspath(target)))
     os.rmdir(old)
     os.replace(target, old)
-    os.replace(new, target)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)  # a failed swap keeps the old folder where it was
+        raise
     shutil.rmtree(old, ignore_errors=True)

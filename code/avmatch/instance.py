@@ -46,7 +46,9 @@ class MatchingInstance:
         """Builds both towers by factory name and creates their variables.
 
         speech_shape: one example's speech cube shape (T, F, C); the registered default if None.
-        net_kwargs: formulation, weight_decay, batch_norm_decay (see nets_factory).
+        net_kwargs: formulation, weight_decay, batch_norm_decay and dtype, a Keras dtype
+        policy name ("float32" or "mixed_bfloat16", as avmatch.precision.dtype_policy gives);
+        see nets_factory.
         """
         speech_net = get_network(speech_name, **net_kwargs)
         mouth_net = get_network(mouth_name, **net_kwargs)

@@ -27,13 +27,15 @@ def adaptive_pair_mask(labels, distances, margin_ratio=0.2):
     """bool (N,): the reference's rule with a margin that follows the distances' scale.
 
     The paper adapts the selection threshold during training but gives no formula for it
-    (ORIGINAL.md: "keep an impostor only if its distance is below the largest genuine
-    distance of the batch plus a margin"). The rule implemented here is this project's reading:
-    the margin is a share of the batch's largest genuine distance, so impostors are kept when
-    distance < max_gen * (1 + margin_ratio). A fixed margin of 10 keeps almost every impostor
-    while the embedding's distances are small early in training and only bites once they have
-    grown; a relative one selects alike at every scale. The default 0.2 equals the fixed margin
-    where the shipped model's batches are (max_gen about 50, measured on its training split).
+    (its author, as the reference's notes record, describes it as: keep an impostor only if
+    its distance is below the largest genuine distance of the batch plus a margin; the
+    README's "How it works" summarises both rules). The rule implemented here is this
+    project's reading: the margin is a share of the batch's largest genuine distance, so
+    impostors are kept when distance < max_gen * (1 + margin_ratio). A fixed margin of 10
+    keeps almost every impostor while the embedding's distances are small early in training
+    and only bites once they have grown; a relative one selects alike at every scale. The
+    default 0.2 equals the fixed margin where the shipped model's batches are (max_gen about
+    50, measured on its training split).
 
     labels (N,) 1 genuine / 0 impostor, distances (N,).
     """

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from avmatch import metrics, plots
-from avprep.atomic import atomic_write
+from avprep.atomic import atomic_write, nearest_existing
 from avprep.records import write_json_atomic
 
 METRICS_NAME = "metrics.json"
@@ -30,6 +30,17 @@ def _write_scores_csv(path, labels, distances):
     atomic_write(path, write, binary=False)
 
 
+def check_test_dir(test_dir):
+    """Raises NotADirectoryError when `test_dir`, or a folder on its way, exists and is not a
+    directory: os.makedirs would fail only when the outputs are written, after the scoring."""
+    path = nearest_existing(test_dir)
+    if os.path.isdir(path):
+        return
+    if path == os.path.abspath(test_dir):
+        raise NotADirectoryError(f"test_dir {test_dir} exists and is not a directory")
+    raise NotADirectoryError(f"test_dir {test_dir} cannot be created: {path} is not a directory")
+
+
 def write_test_outputs(test_dir, labels, distances, num_folds=10, extra=None):
     """Scores a test set, writes the five output files into `test_dir`, returns the metrics.
 
@@ -45,7 +56,9 @@ def write_test_outputs(test_dir, labels, distances, num_folds=10, extra=None):
       {"mean", "std"}, "num_pairs", "num_folds", "skipped_folds", plus `extra`.
     Raises:
       ValueError: bad inputs, no fold with both classes, or `extra` shadowing a metric key.
+      NotADirectoryError: `test_dir` cannot be a directory (see check_test_dir).
     """
+    check_test_dir(test_dir)  # its own clear error, not os.makedirs' FileExistsError
     result = metrics.fold_metrics(labels, distances, num_folds=num_folds)
     extra = dict(extra or {})
     shadowed = sorted(set(extra) & set(result))

@@ -232,11 +232,11 @@ class Trainer:
 
     # -- start -------------------------------------------------------------------------
     def restore_or_initialise(self):
-        """Resumes from train_dir's latest checkpoint, or warm-starts from --checkpoint_path."""
+        """Resumes from train_dir's latest checkpoint, or warm-starts from --checkpoint_path;
+        CheckpointError when the checkpoint cannot be used."""
         if self.manager.latest_checkpoint:
-            self.manager.checkpoint.restore(
-                self.manager.latest_checkpoint
-            ).assert_existing_objects_matched()
+            # a damaged ckpt-N, or one of another tower, is a CheckpointError naming it
+            checkpoints.restore_run(self.manager.checkpoint, self.manager.latest_checkpoint)
             logging.info(
                 "Resumed from %s: epoch %d, step %d of the epoch (global step %d)",
                 self.manager.latest_checkpoint,
@@ -404,12 +404,13 @@ class Trainer:
     def run(self):
         """Trains the remaining epochs; checkpoints each epoch and when interrupted."""
         os.makedirs(self.config.train_dir, exist_ok=True)
+        # first: a checkpoint that cannot be resumed leaves the run's config.json as it was
+        self.restore_or_initialise()
         records.write_json_atomic(
             os.path.join(self.config.train_dir, "config.json"),
             dict(self.config.to_dict(), data_dir=self.info.data_dir,
                  features=model_features(records.read_manifest(self.info.data_dir))),
         )
-        self.restore_or_initialise()
         self.log_towers()
         previous = {
             number: signal.signal(number, self._guard.handler)

@@ -10,6 +10,16 @@ import tempfile
 OUTPUT_MODE = 0o644  # mkstemp makes files private (0600); outputs are meant to be shared.
 
 
+def nearest_existing(path):
+    """The absolute path of `path` itself when it exists, else of the deepest folder (or file)
+    on its way that does: where creating it would start, so a file there means it cannot be
+    made. A dangling link counts as existing: it is in the way too."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path` (same suffix, so writers that go by the

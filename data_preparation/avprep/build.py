@@ -32,6 +32,10 @@ from avprep.mouth_tracking import MissingModelError, MouthTracker
 from avprep.speech_features import SpeechFeatureConfig, speech_features
 from avprep.video_io import DecodeError, decode_video
 
+# a border of one mouth width on each side (a crop three mouths wide) already shows the
+# whole lower face; wider crops leave the frame on close-ups and show little of the mouth
+MAX_BORDER_FRACTION = 1.0
+
 
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
@@ -42,9 +46,9 @@ class BuildConfig:
     shard_index, num_shards: this machine's share of the videos (see module doc).
     num_output_shards: TFRecord files per split. predictor_path: dlib 68-landmark model
     (None: the one of face_recognition_models). mouth_border_fraction: the mouth crop's
-    border as a share of the first mouth's width, so crops frame the mouth alike at every
-    resolution (None: the reference's fixed 30 px, which shows more chin and cheek on small
-    faces than on large ones).
+    border as a share of the first mouth's width, 0..MAX_BORDER_FRACTION, so crops frame the
+    mouth alike at every resolution (None: the reference's fixed 30 px, which shows more chin
+    and cheek on small faces than on large ones).
     """
     input_dir: str
     output_dir: str
@@ -65,6 +69,11 @@ class BuildConfig:
             raise ValueError(f"shard_index must be in 0..{self.num_shards - 1}")
         if abs(self.speech.frame_seconds - self.window.frame_seconds) > 1e-9:
             raise ValueError("speech and window configs disagree on the frame step")
+        fraction = self.mouth_border_fraction
+        # not (0 <= nan): a nan border would make every crop fail, so every video skipped
+        if fraction is not None and not 0 <= fraction <= MAX_BORDER_FRACTION:
+            raise ValueError(f"mouth_border_fraction must be within [0, {MAX_BORDER_FRACTION:g}]"
+                             f", got {fraction}")
 
     def part_settings(self):
         """The settings the part files depend on (a JSON-ready dict)."""

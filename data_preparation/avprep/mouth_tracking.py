@@ -154,6 +154,8 @@ class MouthTracker:
     """Fast mouth tracking: detection near the last face, full-frame search only when lost.
 
     predictor_path: the 68-point model (default: face_recognition_models's copy);
+    predictor: an already loaded dlib.shape_predictor (load_predictor) to use instead of
+      loading predictor_path (several trackers can then share one loaded model);
     border: crop border in pixels (the reference's 30);
     border_fraction: if not None, the crop border as a share of the mouth width (replaces
       `border`; see crop_boxes);
@@ -196,11 +198,13 @@ class MouthTracker:
                                    self.border_fraction)
 
     def landmarks(self, image, face):
-        """dlib full_object_detection (68 points) of the face box `face` in `image`."""
+        """dlib full_object_detection (68 points) of the dlib.rectangle `face` in `image`,
+        a grey uint8 (H, W) frame."""
         return self._predictor(image, face)
 
     def _face_near(self, image, face):
-        """The face box nearest the previous one, searched in a region around it, or None."""
+        """The face box (dlib.rectangle) in grey uint8 (H, W) `image` nearest the previous
+        one, `face`, searched in a region around it, or None."""
         height, width = image.shape
         size = max(face.width(), face.height())
         half = self.region_scale * size / 2.0
@@ -220,8 +224,9 @@ class MouthTracker:
         return _rectangle(nearest, x0, y0)
 
     def face_anywhere(self, image):
-        """The largest face in the frame, or None: shrunk search on large frames first, then
-        full resolution, then upsampled (faces near the detector's 80 px limit)."""
+        """The largest face box (dlib.rectangle) in grey uint8 (H, W) `image`, or None:
+        shrunk search on large frames first, then full resolution, then upsampled (faces
+        near the detector's 80 px limit)."""
         longest = max(image.shape)
         attempts = []
         if longest > self.search_size:

@@ -35,6 +35,7 @@ impostor_shift 0.0.
 """
 import dataclasses
 import hashlib
+import math
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from avprep.records import FPS, SPEECH_FRAME_SECONDS, WINDOW_FRAMES
 _TOLERANCE = 1e-6
 _SILENCE_PERCENTILE = 95.0
 _SILENT_FRACTION = 0.5
+MAX_GREY = 255  # the largest mean frame difference uint8 crops can have
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,9 @@ class WindowConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if not math.isfinite(value):  # nan passes every `<` test below, inf breaks rounding
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.window_frames < 2:
             raise ValueError("window_frames must be at least 2")
         if self.hop_seconds <= 0:
@@ -92,8 +97,11 @@ class WindowConfig:
             whole_multiple(self.impostor_shift_max, self.frame_seconds, "impostor shift max")
         if not 0.0 <= self.impostor_other_video_fraction <= 1.0:
             raise ValueError("impostor_other_video_fraction must be within [0, 1]")
-        if self.silence_db <= 0 or self.static_threshold < 0:
-            raise ValueError("silence_db must be positive and static_threshold >= 0")
+        if self.silence_db <= 0:
+            raise ValueError(f"silence_db must be positive, got {self.silence_db}")
+        if not 0 <= self.static_threshold <= MAX_GREY:  # above it every window is static
+            raise ValueError(f"static_threshold must be within [0, {MAX_GREY}] grey levels, "
+                             f"got {self.static_threshold}")
 
     @property
     def window_seconds(self):

@@ -35,7 +35,7 @@ import dataclasses
 import numpy as np
 import python_speech_features as psf
 
-from avprep.records import NUM_FILTERS, SAMPLE_RATE, SPEECH_FRAME_SECONDS
+from avprep.records import NUM_FILTERS, SAMPLE_RATE, SPEECH_FRAME_SECONDS, SPEECH_FRAMES
 
 KINDS = ("mfec", "mfcc")
 DELTA_WINDOW = 2
@@ -85,6 +85,11 @@ class SpeechFeatureConfig:
     def num_features(self):
         """Size F of the feature axis."""
         return self.num_filters if self.kind == "mfec" else self.num_cepstra
+
+    @property
+    def cube_shape(self):
+        """(T, F, C): the shape of one window's speech cube, e.g. (15, 40, 3) for MFEC."""
+        return (SPEECH_FRAMES, self.num_features, self.num_channels)
 
     def to_dict(self):
         """The settings as a JSON-ready dict (for the manifest)."""

@@ -6,9 +6,10 @@ Each entry takes plain keyword arguments (formulation, weight_decay, batch_norm_
 returns an unbuilt keras.Model mapping its modality's input to a (B, 64) embedding. Every
 entry has an `input_shape` for one example, used to build it and by the tests.
 
-The paper's four model/feature variants (avmatch.variants) pair these: the ported 3-D towers
-("lipread_*", MFEC) and the 2-D SyncNet-style baseline ("cnn_*", MFCC); a "*_static" speech
-tower reads only the static channel of the dataset's (T, F, 3) cubes (the "-1" variants).
+The paper's four model/feature variants (avmatch.experiments.VARIANTS) pair these: the
+ported 3-D towers ("lipread_*", MFEC) and the 2-D SyncNet-style baseline ("cnn_*", MFCC); a
+"*_static" speech tower reads only the static channel of the dataset's (T, F, 3) cubes (the
+"-1" variants).
 """
 import dataclasses
 import functools
