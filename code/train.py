@@ -16,7 +16,7 @@ from absl import flags, logging
 
 from avmatch.config import (DECAY_TYPES, MAX_SPEECH_WARP, OPTIMIZERS, SELECTION_RULES, STRATEGIES,
                             TrainConfig)
-from avprep.atomic import nearest_existing
+from avprep.atomic import check_folder_path
 from avprep.cli import UsageError, reported, run
 
 FLAGS = flags.FLAGS
@@ -144,13 +144,8 @@ def check_train_dir(config):
     writer would fail on it with a traceback."""
     if not config.train_dir:
         raise UsageError("--train_dir must not be empty")
-    path = nearest_existing(config.train_dir)
-    exists = path == os.path.abspath(config.train_dir)
-    if not os.path.isdir(path):
-        if exists:
-            raise UsageError(f"--train_dir={config.train_dir} exists and is not a directory")
-        raise UsageError(f"--train_dir={config.train_dir} cannot be created: {path} is not a "
-                         "directory")
+    with reported(NotADirectoryError):
+        path = check_folder_path(config.train_dir, f"--train_dir={config.train_dir}")
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"--train_dir={config.train_dir}: {path} is not writable")
     return config

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from avprep.atomic import atomic_write, nearest_existing
+from avprep.atomic import atomic_write, check_folder_path, nearest_existing
 
 
 def test_nearest_existing_is_the_path_itself_or_the_deepest_part_that_exists(tmp_path):
@@ -31,3 +31,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(str(target), fail, binary=False)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_check_folder_path_names_what_stands_in_the_way(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert check_folder_path(tmp_path / "new" / "dir", "out") == str(tmp_path)
+    with pytest.raises(NotADirectoryError, match="^out exists and is not a directory$"):
+        check_folder_path(tmp_path / "f", "out")
+    with pytest.raises(NotADirectoryError, match=f"^out cannot be created: {tmp_path / 'f'} is"):
+        check_folder_path(tmp_path / "f" / "sub", "out")

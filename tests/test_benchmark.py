@@ -147,6 +147,22 @@ def test_profile_script_prints_the_op_table(tmp_path):
     assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))
 
 
+@pytest.mark.parametrize("arguments,expected", [
+    ([], "error: --logdir is required"),
+    (["--top=0"], "error: --top must be >= 1"),
+    (["--calls=0"], "error: --calls must be >= 1"),
+    (["--batch_size=3"], "error: --batch_size must be a positive even number"),
+])
+def test_profile_script_rejects_bad_flags_in_one_line(tmp_path, arguments, expected):
+    logdir = [] if not arguments else [f"--logdir={tmp_path / 'trace'}"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "evaluation" / "profile_step.py"), *logdir, *arguments],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+    assert not (tmp_path / "trace").exists()
+
+
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_benchmark_script_rejects_too_few_pipeline_videos_in_one_line(value):
     done = _run([f"--pipeline_videos={value}"])

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from avmatch import metrics, plots
-from avprep.atomic import atomic_write, nearest_existing
+from avprep.atomic import atomic_write, check_folder_path
 from avprep.records import write_json_atomic
 
 METRICS_NAME = "metrics.json"
@@ -32,13 +32,8 @@ def _write_scores_csv(path, labels, distances):
 
 def check_test_dir(test_dir):
     """Raises NotADirectoryError when `test_dir`, or a folder on its way, exists and is not a
-    directory: os.makedirs would fail only when the outputs are written, after the scoring."""
-    path = nearest_existing(test_dir)
-    if os.path.isdir(path):
-        return
-    if path == os.path.abspath(test_dir):
-        raise NotADirectoryError(f"test_dir {test_dir} exists and is not a directory")
-    raise NotADirectoryError(f"test_dir {test_dir} cannot be created: {path} is not a directory")
+    directory (avprep.atomic.check_folder_path)."""
+    check_folder_path(test_dir, f"test_dir {test_dir}")
 
 
 def write_test_outputs(test_dir, labels, distances, num_folds=10, extra=None):

@@ -20,6 +20,19 @@ def nearest_existing(path):
     return path
 
 
+def check_folder_path(path, label):
+    """The nearest existing folder of `path` (nearest_existing), or NotADirectoryError naming
+    `label` when `path` cannot be a folder: it exists and is not one, or a file stands where a
+    folder on its way must go. Checked before long work that writes there, as os.makedirs
+    would fail only once the work is done."""
+    existing = nearest_existing(path)
+    if os.path.isdir(existing):
+        return existing
+    if existing == os.path.abspath(path):
+        raise NotADirectoryError(f"{label} exists and is not a directory")
+    raise NotADirectoryError(f"{label} cannot be created: {existing} is not a directory")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path` (same suffix, so writers that go by the
