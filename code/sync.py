@@ -23,6 +23,7 @@ import dataclasses
 import io
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -312,6 +313,8 @@ def main(argv):
             rows.append({"video": str(path), "reason": str(error).removeprefix(f"{path}: ")})
     checked = [row for row in rows if "result" in row]
     if not checked:
+        for row in rows:  # named, so no video of the folder is dropped in silence
+            print(f"{row['video']}: {row['reason']}", file=sys.stderr)
         raise UsageError(f"none of the {len(rows)} videos in {config.video} could be checked")
     lse = lse_metrics([row["result"] for row in checked])
     recovery = shift_recovery_of(rows) if folder else (None, 0)

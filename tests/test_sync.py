@@ -219,6 +219,19 @@ def test_video_without_audio_is_one_error_line(blank_model, tmp_path):
     assert "no audio stream" in line and "mute.mp4" in line
 
 
+def test_a_folder_of_which_no_video_can_be_checked_names_each(blank_model, tmp_path):
+    folder = tmp_path / "unusable"
+    folder.mkdir()
+    grey_video(folder / "wall.mp4")
+    grey_video(folder / "mute.mp4", audio=False)
+    (folder / "empty.mp4").write_bytes(b"")
+    result = run_sync(f"--video={folder}", f"--checkpoint_dir={blank_model}")
+    assert "none of the 3 videos" in one_error_line(result)
+    assert f"{folder / 'wall.mp4'}: no face found in any frame" in result.stderr
+    assert f"{folder / 'mute.mp4'}: no audio stream" in result.stderr
+    assert f"{folder / 'empty.mp4'}: empty file" in result.stderr
+
+
 def test_bad_flags_and_missing_model_are_one_error_line(tmp_path):
     video = grey_video(tmp_path / "clip.mp4")
     assert "--max_offset" in one_error_line(run_sync(f"--video={video}", "--max_offset=0"))
