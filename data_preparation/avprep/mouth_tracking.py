@@ -187,15 +187,30 @@ class MouthTracker:
         grey_frames = _grey_or_empty(frames)
         extents = np.zeros((len(frames), 4), np.int64)
         found = np.zeros(len(frames), bool)
+        for k, image, face in self._followed_faces(grey_frames):
+            extents[k], found[k] = _mouth_extent(self.landmarks(image, face)), True
+        return _track_from_extents(grey_frames, extents, found, self.border,
+                                   self.border_fraction)
+
+    def landmark_points(self, frames):
+        """float64 (N, 68, 2) landmark x, y of uint8 (N, H, W, 3) RGB frames, found as
+        track() finds them; NaN in frames without a face."""
+        points = np.full((len(frames), 68, 2), np.nan)
+        for k, image, face in self._followed_faces(_grey_or_empty(frames)):
+            shape = self.landmarks(image, face)
+            points[k] = [(shape.part(i).x, shape.part(i).y) for i in range(68)]
+        return points
+
+    def _followed_faces(self, grey_frames):
+        """(k, image, dlib.rectangle) for each frame of uint8 (N, H, W) grey_frames with a
+        face: searched near the last one, over the whole frame when that fails."""
         face = None
         for k, image in enumerate(grey_frames):
             face = self._face_near(image, face) if face is not None else None
             if face is None:
                 face = self.face_anywhere(image)
             if face is not None:
-                extents[k], found[k] = _mouth_extent(self.landmarks(image, face)), True
-        return _track_from_extents(grey_frames, extents, found, self.border,
-                                   self.border_fraction)
+                yield k, image, face
 
     def landmarks(self, image, face):
         """dlib full_object_detection (68 points) of the dlib.rectangle `face` in `image`,
