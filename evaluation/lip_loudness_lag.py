@@ -225,8 +225,8 @@ def main(argv):
     curves = {name: curve for name, curve in curves.items() if name not in too_short}
     groups = groups_of(curves, config)
     if not groups:
-        raise UsageError("no clip could be measured (too short, no face, or not in "
-                         "--offsets_csv)")
+        raise UsageError(f"no clip of {len(config.videos)} could be measured (each was too "
+                         f"short, without a face, unreadable or without a group)")
     rows = group_rows(curves, groups, lags, config)
     print(f"{'group':>8} {'clips':>6} {'peak r':>7} {'lag':>6}  95% interval (frames, + = sound "
           f"after lips)")

@@ -13,6 +13,7 @@ from avprep.lip_loudness import (clip_signals, lag_correlations, loudness, openi
                                  peak_lag, pooled_peak)
 from avprep.mouth_tracking import MouthTracker
 from avprep.shift import write_shifted_copy
+from avprep.video_io import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 LAGS = np.arange(-10, 11)
@@ -133,12 +134,18 @@ def test_groups_by_audio_rate(clips):
     [], ["--video=/absent/folder"], ["--max_lag=0"], ["--group_by=offset"],
     ["--offsets_csv=/absent.csv"], ["--group_by=offset", "--offsets_csv=/absent.csv"],
     ["--group_by=speaker"], ["empty folder"], ["damaged signals"], ["file in the way"],
+    ["no face, no audio"],
 ])
 def test_bad_input_is_one_error_line(clips, tmp_path, flags):
     args = [] if flags == [] else [f"--video={clips}"] + flags
     if flags == ["empty folder"]:
         (tmp_path / "empty").mkdir()
         args = [f"--video={tmp_path / 'empty'}"]
+    elif flags == ["no face, no audio"]:
+        noise = np.random.default_rng(0).integers(0, 255, (45, 128, 128, 3), dtype=np.uint8)
+        write_video(tmp_path / "noise.mp4", noise, 30, audio=np.zeros(24000, np.float32))
+        write_video(tmp_path / "silent.mp4", noise, 30)
+        args = [f"--video={tmp_path}"]
     elif flags == ["file in the way"]:
         (tmp_path / "a_file").write_text("x")
         args = [f"--video={clips}", f"--json={tmp_path / 'a_file' / 'lag.json'}"]
@@ -150,4 +157,6 @@ def test_bad_input_is_one_error_line(clips, tmp_path, flags):
     result = run_tool(*args)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+    if flags == ["no face, no audio"]:
+        assert "silent.mp4: no audio stream" in result.stderr and "no clip of 2" in errors[0]

@@ -108,5 +108,7 @@ def pooled_peak(curves, lags, resamples=1000, seed=0):
 
 def _standardised(signal):
     signal = np.asarray(signal, dtype=np.float64)
+    if np.isnan(signal).all():  # no face in any frame: nothing to standardise
+        return signal
     spread = np.nanstd(signal)
     return (signal - np.nanmean(signal)) / spread if spread > 0 else signal * np.nan
