@@ -15,8 +15,8 @@ whether the network's per-clip offsets are also in the picture and sound themsel
 free of the network's errors); all (the default) makes one group. Prints, per group, the
 clips, the peak correlation, the peak lag in frames and its 95% bootstrap interval.
 --signals keeps each clip's signals, so a rerun (or an interrupted run) computes only the
-clips not there yet. A video that cannot be decoded is
-named on one line and counted, and the run ends with exit code 1.
+clips not there yet. A video that cannot be decoded is named on one line and counted, and
+the run ends with exit code 1.
 """
 import csv
 import dataclasses
@@ -74,14 +74,14 @@ def config_from_flags(values):
     from avprep.atomic import check_folder_path
     from avprep.splits import videos_in
 
-    for name in ("signals", "json"):
+    for name in ("signals", "json"):  # checked now: the writes come after the long work
         value = getattr(values, name)
-        if value and Path(value).is_dir():
+        if not value:
+            continue
+        if Path(value).is_dir():
             raise UsageError(f"--{name}={value} is a folder")
-        if value:  # checked now: the writes come after the long work
-            with reported(NotADirectoryError):
-                check_folder_path(Path(value).absolute().parent, f"the folder of --{name}")
-
+        with reported(NotADirectoryError):
+            check_folder_path(Path(value).absolute().parent, f"the folder of --{name}")
     with reported(ValueError):
         videos = (path,) if path.is_file() else tuple(videos_in(path))
     return LagConfig(videos=videos, group_by=values.group_by,

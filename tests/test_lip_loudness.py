@@ -69,6 +69,10 @@ def test_opening_ratio_and_loudness_without_delay():
     assert loud[15] == pytest.approx(np.log(0.25), abs=0.1)
     assert loud[16] == pytest.approx(np.log(0.5 / np.sqrt(2)), abs=0.05)
     assert loud[13] < np.log(0.01)
+    # audio too short to filter gives unknown loudness, never an error
+    for size in (0, 1, 26, 27):
+        assert np.isnan(loudness(np.full(size, 0.1), 3, 30.0, 16000)).all()
+    assert not np.isnan(loudness(np.full(800, 0.1), 3, 30.0, 16000)).all()
 
 
 @pytest.fixture(scope="module")

@@ -46,9 +46,10 @@ def loudness(audio, count, fps, sample_rate):
     """
     sos = butter(4, SPEECH_BAND_HZ, btype="band", fs=sample_rate, output="sos")
     audio = np.asarray(audio, dtype=np.float64)
-    if audio.size <= 3 * sos.shape[0] * 2:
+    padding = 3 * (2 * len(sos) + 1)  # the edge padding filtfilt needs, set here, not guessed
+    if audio.size <= padding:
         return np.full(count, np.nan)
-    band = sosfiltfilt(sos, audio)
+    band = sosfiltfilt(sos, audio, padlen=padding)
     half = int(round(sample_rate / fps))
     out = np.full(count, np.nan)
     for k in range(count):
