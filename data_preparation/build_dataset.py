@@ -9,6 +9,10 @@ with a reason (console and manifest); files that are not videos are listed as ig
 Exit code 0 when records were written, 1 when no usable window came out (then no
 manifest.json is written), 2 for bad flags or folders (a folder without any video included).
 
+Sync-corrected clips: --audio_offsets=SYNC.csv (a `code/sync.py --csv` of some of the input
+videos) moves each listed video's audio by the offset found there, so its genuine pairs are in
+sync; a part made with another offset is made again on a re-run.
+
 Resuming: finished videos are kept in OUTPUT_DIR/parts; re-running the same command skips
 them (after a crash or kill too) and rebuilds the shards without duplicates.
 
@@ -76,11 +80,17 @@ flags.DEFINE_integer("num_output_shards", 4, "TFRecord files per split.")
 flags.DEFINE_string("predictor_path", None,
                     "dlib 68-point landmark model (default: face_recognition_models' copy).")
 flags.DEFINE_integer("seed", 0, "Seeds the impostor directions and other-video choices.")
+flags.DEFINE_string("audio_offsets", None,
+                    "A sync.py --csv of some input videos: each one's audio is moved by the "
+                    "offset found there before its windows are cut (sync-corrected training "
+                    "clips; paths as sync.py wrote them, read from the current folder).")
+flags.DEFINE_integer("audio_offset_min_frames", 1,
+                     "Only offsets of at least this many frames (either way) are applied.")
 
 
 def config_from_flags():
     """BuildConfig from the parsed flags; UsageError for bad values."""
-    from avprep import pairs, splits
+    from avprep import audio_offsets, pairs, splits
     from avprep.build import BuildConfig
     from avprep.speech_features import SpeechFeatureConfig
     if not FLAGS.input_dir or not FLAGS.output_dir:
@@ -90,6 +100,15 @@ def config_from_flags():
             raise UsageError(f"--input_dir {folder} is not a directory")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise UsageError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
+    offsets = {}
+    if FLAGS.audio_offsets:
+        if not os.path.isfile(FLAGS.audio_offsets):
+            raise UsageError(f"--audio_offsets {FLAGS.audio_offsets} is not a file")
+        try:
+            offsets = audio_offsets.offsets_from_sync_csv(FLAGS.audio_offsets,
+                                                          FLAGS.audio_offset_min_frames)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--audio_offsets: {error}") from None
     try:
         return BuildConfig(
             input_dir=FLAGS.input_dir, output_dir=FLAGS.output_dir,
@@ -108,7 +127,8 @@ def config_from_flags():
             num_workers=FLAGS.num_workers, shard_index=FLAGS.shard_index,
             num_shards=FLAGS.num_shards, num_output_shards=FLAGS.num_output_shards,
             predictor_path=FLAGS.predictor_path,
-            mouth_border_fraction=None if FLAGS.reference_crop else FLAGS.mouth_border_fraction)
+            mouth_border_fraction=None if FLAGS.reference_crop else FLAGS.mouth_border_fraction,
+            audio_offsets=offsets)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -123,6 +143,9 @@ def main(argv):
     from avprep.mouth_tracking import MissingModelError
     with reported(ValueError, FileNotFoundError, MissingModelError):
         summary = build_dataset(config)
+    if config.audio_offsets:
+        print(f"audio moved by the offsets of {FLAGS.audio_offsets}: "
+              f"{len(config.audio_offsets)} videos")
     print(f"processed {summary['processed']} videos ({summary['reused']} done before): "
           f"{summary['ok']} ok, {summary['skipped']} skipped, {summary['windows']} windows")
     if summary["gathered"]:

@@ -20,13 +20,14 @@ never stops the run.
 """
 import dataclasses
 import multiprocessing
+import os
 import sys
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
-from avprep import dataset_writer, pairs, speakers, splits
+from avprep import audio_offsets, dataset_writer, pairs, speakers, splits
 from avprep.faces import FaceDescriber
 from avprep.mouth_tracking import MissingModelError, MouthTracker
 from avprep.speech_features import SpeechFeatureConfig, speech_features
@@ -48,7 +49,9 @@ class BuildConfig:
     (None: the one of face_recognition_models). mouth_border_fraction: the mouth crop's
     border as a share of the first mouth's width, 0..MAX_BORDER_FRACTION, so crops frame the
     mouth alike at every resolution (None: the reference's fixed 30 px, which shows more chin
-    and cheek on small faces than on large ones).
+    and cheek on small faces than on large ones). audio_offsets: {real path of a video:
+    frames its audio is late (negative: early)}; those videos are sync-corrected before
+    their windows are cut (avprep.audio_offsets.realigned), the others used as they are.
     """
     input_dir: str
     output_dir: str
@@ -61,6 +64,7 @@ class BuildConfig:
     num_output_shards: int = 4
     predictor_path: Optional[str] = None
     mouth_border_fraction: Optional[float] = 0.4
+    audio_offsets: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_workers < 1 or self.num_output_shards < 1 or self.num_shards < 1:
@@ -80,6 +84,10 @@ class BuildConfig:
         return {"speech": self.speech.to_dict(), "window": self.window.to_dict(),
                 "crop": {"border_fraction": self.mouth_border_fraction}}
 
+    def audio_offset(self, entry):
+        """Frames the audio of `entry` (a splits.VideoEntry) is moved earlier; 0 for most."""
+        return self.audio_offsets.get(os.path.realpath(entry.path), 0)
+
     def tracker(self):
         """A MouthTracker with this build's landmark model and crop border."""
         return MouthTracker(self.predictor_path, border_fraction=self.mouth_border_fraction)
@@ -90,13 +98,17 @@ def speech_shape(config):
     return (config.window.speech_frames, config.speech.num_features, config.speech.num_channels)
 
 
-def _silent_frames(decoded, entry, num_speech_frames, config):
-    """bool (T,) silent speech frames, or None when silent windows are kept."""
+def _silent_frames(decoded, entry, num_speech_frames, config, audio_start=0.0):
+    """bool (T,) silent speech frames, or None when silent windows are kept.
+
+    audio_start: seconds of the file's audio before decoded.audio's first sample (cut by
+    audio_offsets.realigned), so the word timings of an .align file still fit."""
     if not config.window.drop_silent:
         return None
     mask = None
     if entry.align_path:
-        spans = splits.read_align(entry.align_path)
+        spans = [(start - audio_start, end - audio_start, word)
+                 for start, end, word in splits.read_align(entry.align_path)]
         mask = pairs.speech_mask_from_spans(spans, num_speech_frames, config.window.frame_seconds)
     silent = pairs.silent_speech_frames(decoded.audio, config.window, decoded.sample_rate, mask)
     return silent[:num_speech_frames]
@@ -123,16 +135,20 @@ def _analyse(entry, config, tracker, describer):
     # one sample rate for decoding and for the features: the feature config's
     decoded = decode_video(entry.path, fps=config.window.fps,
                            sample_rate=config.speech.sample_rate, need_audio=True)
-    audio_seconds = decoded.audio.size / decoded.sample_rate
+    offset = config.audio_offset(entry)
+    aligned = audio_offsets.realigned(decoded, offset)
+    audio_seconds = aligned.audio.size / aligned.sample_rate
     needed = config.window.window_seconds + config.window.impostor_shift
-    if min(decoded.duration, audio_seconds) < needed - 1e-6:
-        raise SkipVideo(f"too short: {decoded.duration:.2f} s of video, {audio_seconds:.2f} s "
+    if min(aligned.duration, audio_seconds) < needed - 1e-6:
+        raise SkipVideo(f"too short: {aligned.duration:.2f} s of video, {audio_seconds:.2f} s "
                         f"of audio; a window and its impostor shift need {needed:.2f} s")
-    features = speech_features(decoded.audio, config.speech)
-    silent = _silent_frames(decoded, entry, len(features), config)
+    features = speech_features(aligned.audio, config.speech)
+    cut = audio_offsets.audio_cut_samples(offset, decoded.fps, decoded.sample_rate)
+    silent = _silent_frames(aligned, entry, len(features), config, cut / decoded.sample_rate)
     track = tracker.track(decoded.frames)
     face = describer.describe(decoded.frames, track.active) if describer else (None, None)
-    return len(decoded.frames), features, silent, track, face
+    track = audio_offsets.trimmed_track(track, audio_offsets.video_cut_frames(offset))
+    return len(aligned.frames), features, silent, track, face
 
 
 def process_video(entry, config, tracker, describer=None):
@@ -148,7 +164,7 @@ def process_video(entry, config, tracker, describer=None):
       by dataset_writer.write_part)).
     """
     began = time.monotonic()
-    status = {"video_id": entry.video_id, "status": "skipped", "reason": "", "windows": 0}
+    status = _skipped_status(entry, config, reason="")
     try:
         num_frames, features, silent, track, face = _analyse(entry, config, tracker, describer)
     except (DecodeError, SkipVideo) as error:
@@ -158,6 +174,10 @@ def process_video(entry, config, tracker, describer=None):
                       face_chip=face[1])
     windows = pairs.make_windows(track.crops, track.active, features, config.window,
                                  entry.video_id, silent)
+    if config.audio_offset(entry) < 0:
+        # the video's first frames were cut (audio_offsets.realigned): count from the file's
+        windows = dataclasses.replace(windows,
+                                      start_frame=windows.start_frame - config.audio_offset(entry))
     status.update(frames=num_frames, active_frames=int(np.count_nonzero(track.active)),
                   dropped=windows.dropped)
     if len(windows) == 0:
@@ -174,9 +194,16 @@ def process_video_safely(entry, config, tracker, describer=None):
         raise
     except Exception as error:  # noqa: BLE001 - reported per file, see docstring
         # retry: a later run tries the video again (the failure may not be the file's)
-        status = {"video_id": entry.video_id, "status": "skipped", "windows": 0, "retry": True,
-                  "reason": f"failed: {type(error).__name__}: {error}"}
-        return None, status
+        return None, _skipped_status(entry, config, retry=True,
+                                     reason=f"failed: {type(error).__name__}: {error}")
+
+
+def _skipped_status(entry, config, **fields):
+    """The status of a video that gave no windows (yet), with its audio offset if it has one."""
+    status = {"video_id": entry.video_id, "status": "skipped", "windows": 0, **fields}
+    if config.audio_offset(entry):
+        status["audio_offset_frames"] = config.audio_offset(entry)
+    return status
 
 
 def _finish(record, began, **updates):
@@ -253,7 +280,8 @@ def _settings(config):
     return {"features": config.part_settings(),
             "build": {"input_dir": config.input_dir, "split": config.split.to_dict(),
                       "num_output_shards": config.num_output_shards,
-                      "predictor_path": config.predictor_path}}
+                      "predictor_path": config.predictor_path,
+                      "audio_offset_videos": len(config.audio_offsets)}}
 
 
 def describe_ignored(ignored, limit=5):
@@ -272,6 +300,22 @@ def _no_video_message(config, ignored):
             f"under the {config.split.layout} layout){others}")
 
 
+def _done_status(config, entry):
+    """The status of a finished part of `entry` made with its current audio offset, or None
+    (not done, or done with another offset: then it is made again)."""
+    status = dataset_writer.read_status(config.output_dir, entry.video_id)
+    if status is None or status.get("audio_offset_frames", 0) != config.audio_offset(entry):
+        return None
+    return status
+
+
+def _check_audio_offsets(config, entries):
+    unknown = audio_offsets.unknown_videos(config.audio_offsets, [e.path for e in entries])
+    if unknown:
+        raise ValueError(f"{len(unknown)} videos with an audio offset are not among the input "
+                         f"videos, e.g. {unknown[0]}")
+
+
 def build_dataset(config, log=print, progress_stream=None):
     """Processes the videos of config.input_dir and, unless this is one machine's share
     (num_shards > 1) or no video gave a window, gathers the dataset (so a directory with a
@@ -282,18 +326,19 @@ def build_dataset(config, log=print, progress_stream=None):
     ignored (splits.ignored_files: input files that are not used).
     Raises FileNotFoundError for a missing input_dir, ValueError for an input without any
     video (before anything is written) or an output_dir built with other settings,
-    MissingModelError when the landmark model is absent.
+    MissingModelError when the landmark model is absent; ValueError for an audio offset of a
+    video that is not an input.
     """
     entries = splits.list_videos(config.input_dir, config.split)
     ignored = splits.ignored_files(config.input_dir, config.split, entries, config.output_dir)
     if not entries:
         raise ValueError(_no_video_message(config, ignored))
+    _check_audio_offsets(config, entries)
     if ignored:
         log(describe_ignored(ignored))
     mine = splits.select_shard(entries, config.shard_index, config.num_shards)
     dataset_writer.check_settings(config.output_dir, config.part_settings())
-    statuses = {e.video_id: dataset_writer.read_status(config.output_dir, e.video_id)
-                for e in entries}
+    statuses = {e.video_id: _done_status(config, e) for e in entries}
     todo = [e for e in mine if statuses[e.video_id] is None]
     log(f"{len(entries)} videos in {config.input_dir}; this run: {len(mine)}, "
         f"{len(mine) - len(todo)} already done")
