@@ -100,6 +100,11 @@ def config_from_flags():
             raise UsageError(f"--input_dir {folder} is not a directory")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise UsageError(f"--output_dir {FLAGS.output_dir} exists and is not a directory")
+    if FLAGS.audio_offset_min_frames < 1:
+        raise UsageError(f"--audio_offset_min_frames must be >= 1, got "
+                         f"{FLAGS.audio_offset_min_frames}")
+    if FLAGS.audio_offset_min_frames != 1 and not FLAGS.audio_offsets:
+        raise UsageError("--audio_offset_min_frames goes with --audio_offsets")
     offsets = {}
     if FLAGS.audio_offsets:
         if not os.path.isfile(FLAGS.audio_offsets):

@@ -190,14 +190,31 @@ def test_script_refuses_bad_offset_tables_in_one_line(pair_of_videos, tmp_path, 
     path = tmp_path / ("absent.csv" if table is None else "sync.csv")
     if table is not None:
         path.write_text(table.format(dir=tmp_path))
+    _assert_one_error_line(tmp_path, Path(original).parent, expected.format(dir=tmp_path),
+                           f"--audio_offsets={path}")
+
+
+@pytest.mark.parametrize("arguments,expected", [
+    (["--audio_offsets=sync.csv", "--audio_offset_min_frames=0"],
+     "--audio_offset_min_frames must be >= 1, got 0"),
+    (["--audio_offset_min_frames=2"], "--audio_offset_min_frames goes with --audio_offsets"),
+])
+def test_script_refuses_a_threshold_that_cannot_apply(pair_of_videos, tmp_path, arguments,
+                                                      expected):
+    (tmp_path / "sync.csv").write_text(HEADER)
+    _assert_one_error_line(tmp_path, Path(pair_of_videos[0]).parent, expected, *arguments)
+
+
+def _assert_one_error_line(folder, input_dir, expected, *arguments):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), f"--input_dir={Path(original).parent}",
-         f"--output_dir={tmp_path / 'out'}", f"--audio_offsets={path}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [sys.executable, str(SCRIPT), f"--input_dir={input_dir}",
+         f"--output_dir={folder / 'out'}", *arguments],
+        capture_output=True, text=True, cwd=folder, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected.format(dir=tmp_path) in errors[0]
+    assert len(errors) == 1 and expected in errors[0]
+    assert not (folder / "out").exists()
 
 
 def test_decoding_the_late_copy_shows_its_audio_late(pair_of_videos):
