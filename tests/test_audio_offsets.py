@@ -75,11 +75,19 @@ def test_offsets_are_read_from_a_sync_table(tmp_path, monkeypatch):
     ("video,offset\na.mp4,3\n", "no column best_offset_frames, status"),
     ("", "no column best_offset_frames, status, video"),
     (HEADER + "a.mp4,ok,2.5,83.3,5\n", "line 2: best_offset_frames '2.5' is not a whole number"),
+    (HEADER + "a.mp4,ok\n", "line 2: best_offset_frames None is not a whole number"),
 ])
 def test_a_table_that_is_not_sync_output_is_refused(tmp_path, text, message):
     table = tmp_path / "sync.csv"
     table.write_text(text)
     with pytest.raises(ValueError, match=message):
+        audio_offsets.offsets_from_sync_csv(table)
+
+
+def test_a_binary_file_is_not_a_sync_table(tmp_path):
+    table = tmp_path / "sync.csv"
+    table.write_bytes(bytes(range(128, 256)) * 8)
+    with pytest.raises(ValueError, match="sync.csv is not a sync.py --csv table"):
         audio_offsets.offsets_from_sync_csv(table)
 
 

@@ -21,8 +21,15 @@ def offsets_from_sync_csv(path, min_frames=1):
     """
     if min_frames < 1:
         raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+    try:
+        return _offsets_of_rows(path, min_frames)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a sync.py --csv table ({error})") from None
+
+
+def _offsets_of_rows(path, min_frames):
     offsets = {}
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"video", "status", "best_offset_frames"} - set(reader.fieldnames or ())
         if missing:
@@ -33,7 +40,7 @@ def offsets_from_sync_csv(path, min_frames=1):
                 continue
             try:
                 frames = int(row["best_offset_frames"])
-            except ValueError:
+            except (TypeError, ValueError):  # TypeError: a short row has no such field
                 raise ValueError(f"{path} line {line}: best_offset_frames "
                                  f"{row['best_offset_frames']!r} is not a whole number") from None
             if abs(frames) >= min_frames:

@@ -126,16 +126,16 @@ def _no_window_reason(num_frames, track, windows):
             f"frames; dropped: {dropped or 'none'})")
 
 
-def _analyse(entry, config, tracker, describer):
+def _analyse(entry, config, tracker, describer, offset):
     """(number of frames, speech features (T, F, C), silent frames or None, MouthTrack,
-    (face descriptor, face chip) or (None, None)).
+    (face descriptor, face chip) or (None, None)) of the video sync-corrected by `offset`
+    frames (config.audio_offset).
 
     Only this function holds the decoded frames, so they are freed when it returns.
     """
     # one sample rate for decoding and for the features: the feature config's
     decoded = decode_video(entry.path, fps=config.window.fps,
                            sample_rate=config.speech.sample_rate, need_audio=True)
-    offset = config.audio_offset(entry)
     aligned = audio_offsets.realigned(decoded, offset)
     audio_seconds = aligned.audio.size / aligned.sample_rate
     needed = config.window.window_seconds + config.window.impostor_shift
@@ -164,9 +164,11 @@ def process_video(entry, config, tracker, describer=None):
       by dataset_writer.write_part)).
     """
     began = time.monotonic()
-    status = _skipped_status(entry, config, reason="")
+    offset = config.audio_offset(entry)
+    status = _skipped_status(entry, offset, reason="")
     try:
-        num_frames, features, silent, track, face = _analyse(entry, config, tracker, describer)
+        num_frames, features, silent, track, face = _analyse(entry, config, tracker, describer,
+                                                             offset)
     except (DecodeError, SkipVideo) as error:
         return None, _finish(status, began, reason=str(error))
     if face[0] is not None:
@@ -174,10 +176,9 @@ def process_video(entry, config, tracker, describer=None):
                       face_chip=face[1])
     windows = pairs.make_windows(track.crops, track.active, features, config.window,
                                  entry.video_id, silent)
-    if config.audio_offset(entry) < 0:
+    if offset < 0:
         # the video's first frames were cut (audio_offsets.realigned): count from the file's
-        windows = dataclasses.replace(windows,
-                                      start_frame=windows.start_frame - config.audio_offset(entry))
+        windows = dataclasses.replace(windows, start_frame=windows.start_frame - offset)
     status.update(frames=num_frames, active_frames=int(np.count_nonzero(track.active)),
                   dropped=windows.dropped)
     if len(windows) == 0:
@@ -194,15 +195,16 @@ def process_video_safely(entry, config, tracker, describer=None):
         raise
     except Exception as error:  # noqa: BLE001 - reported per file, see docstring
         # retry: a later run tries the video again (the failure may not be the file's)
-        return None, _skipped_status(entry, config, retry=True,
+        return None, _skipped_status(entry, config.audio_offset(entry), retry=True,
                                      reason=f"failed: {type(error).__name__}: {error}")
 
 
-def _skipped_status(entry, config, **fields):
-    """The status of a video that gave no windows (yet), with its audio offset if it has one."""
+def _skipped_status(entry, offset, **fields):
+    """The status of a video that gave no windows (yet), with its audio offset (frames) if
+    it has one."""
     status = {"video_id": entry.video_id, "status": "skipped", "windows": 0, **fields}
-    if config.audio_offset(entry):
-        status["audio_offset_frames"] = config.audio_offset(entry)
+    if offset:
+        status["audio_offset_frames"] = offset
     return status
 
 
