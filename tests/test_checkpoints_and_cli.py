@@ -246,6 +246,12 @@ def test_warm_start_missing_variables(tmp_path):
     assert copied == len(instance.speech_net.variables) == 32
 
 
+def test_restoring_a_checkpoint_that_does_not_exist_says_so(tmp_path):
+    missing = str(tmp_path / "ckpt-3")
+    with pytest.raises(checkpoints.CheckpointError, match=r"ckpt-3\.index does not exist"):
+        checkpoints.restore_towers(missing, MatchingInstance.create())
+
+
 def test_fine_tuning_with_trainable_scopes_trains_speech_only(trained_run, dataset, tmp_path):
     from avmatch.training import Trainer
     train_dir, _ = trained_run
