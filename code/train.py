@@ -110,7 +110,8 @@ flags.DEFINE_integer("seed", _D.seed, "Seed of the initial weights and the shuff
 def check_numbers(config):
     """`config`, or a UsageError for a float flag that is not a finite number (nan and inf
     parse as floats but make every loss and metric nan), a learning rate that is not
-    positive or a logging interval under one step."""
+    positive, a batch size that is not a positive even number or a logging interval under
+    one step."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -131,6 +132,10 @@ def check_numbers(config):
         raise UsageError(f"--speech_warp={config.speech_warp} needs --augment_speech")
     if config.learning_rate <= 0:
         raise UsageError(f"--learning_rate={config.learning_rate} must be positive")
+    if config.batch_size < 2 or config.batch_size % 2:
+        # checked before the demo data are built; the replica count is checked by Trainer
+        raise UsageError(f"--batch_size={config.batch_size} must be a positive even number: "
+                         "each window gives a genuine and an impostor pair")
     if config.log_every_n_steps < 1:
         # a step is logged when its number is a multiple of the interval
         raise UsageError(f"--log_every_n_steps={config.log_every_n_steps} must be at least 1")

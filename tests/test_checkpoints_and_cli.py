@@ -376,6 +376,8 @@ def test_train_rejects_negative_selection_and_cap_settings(tmp_path, argument):
     (["--mouth_augmentation=strong"], "--mouth_augmentation=strong needs --augment_mouth"),
     (["--speech_warp=0.1"], "--speech_warp=0.1 needs --augment_speech"),
     (["--augment_speech", "--speech_warp=0.3"], "--speech_warp=0.3 must be in [0, 0.2]"),
+    (["--batch_size=0"], "--batch_size=0 must be a positive even number"),
+    (["--batch_size=7"], "--batch_size=7 must be a positive even number"),
 ])
 def test_train_rejects_loss_and_augmentation_settings_that_cannot_work(tmp_path, arguments, expected):
     result = run_script("train.py", *arguments, f"--train_dir={tmp_path / 'run'}")
