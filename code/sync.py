@@ -10,13 +10,15 @@ starting at every frame; --window_step=3 for training's 0.1 s hop) against the a
 by every offset within +/- --max_offset frames (near the clip's ends, the offsets whose audio
 stays inside the clip; avmatch.sync.offset_curve allows for that), and prints
 the best offset (+ = audio late) in frames and ms, the confidence (median minus minimum of
-the window-averaged distance over the offsets, as SyncNet), the windows used and a verdict
-(avmatch.sync explains each). A folder checks every video in it, prints one table and
+the window-averaged distance over the offsets, as SyncNet), the evidence (how many standard
+errors the windows' advantage at the best offset lies above zero), the windows used and a
+verdict (avmatch.sync explains each). A folder checks every video in it, prints one table and
 LSE-D / LSE-C over its videos; a video that cannot be checked there is listed with the
 reason. For copies named by data_preparation/shift_audio.py (<stem>_audio+100ms.mp4) it also
 counts the known shifts recovered within one frame (avmatch.sync.ShiftRecovery). --json
 writes everything, --csv the table, --plot the distance against the offset; --checkpoint
-picks another epoch of a training run than its best.
+picks another epoch of a training run than its best; --audio compares the lips with another
+file's audio.
 """
 import csv
 import dataclasses
@@ -42,6 +44,9 @@ flags.DEFINE_string("checkpoint_dir", str(DEFAULT_MODEL), "Trained model: a ship
                     "folder or train.py's --train_dir (its best epoch when it kept one).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint of --checkpoint_dir to use instead of "
                     "its best (a path prefix such as runs/multi/ckpt-1052), to compare epochs.")
+flags.DEFINE_string("audio", None, "Compare the lips of --video (one file) with the audio of "
+                    "this file (a video or audio file, cut to the video's length) instead of "
+                    "the video's own: a dubbed track, or audio that should not match.")
 flags.DEFINE_integer("max_offset", 15, "Offsets searched each way, in video frames at 30 fps "
                      "(15 = 0.5 s).")
 flags.DEFINE_integer("window_step", 1, "Frames between the starts of the windows scored (3 = "
@@ -55,13 +60,14 @@ flags.DEFINE_string("plot", None, "PNG of the mean distance against the offset (
                     "video).")
 
 CSV_FIELDS = ("video", "status", "best_offset_frames", "best_offset_ms", "min_distance",
-              "confidence", "num_windows", "verdict", "seconds", "reason")
+              "confidence", "evidence", "num_windows", "verdict", "seconds", "reason")
 
 
 @dataclasses.dataclass(frozen=True)
 class SyncCheckConfig:
     """Everything this script reads from its flags."""
     video: str
+    audio: str
     checkpoint_dir: str
     checkpoint: str
     max_offset: int
@@ -78,6 +84,10 @@ def config_from_flags():
         raise UsageError("--video is required (a video file or a folder of videos)")
     if not os.path.exists(FLAGS.video):
         raise UsageError(f"--video={FLAGS.video} does not exist")
+    if FLAGS.audio and not os.path.isfile(FLAGS.audio):
+        raise UsageError(f"--audio={FLAGS.audio} is not a file")
+    if FLAGS.audio and os.path.isdir(FLAGS.video):
+        raise UsageError("--audio takes one --video file, not a folder")
     if not 1 <= FLAGS.max_offset <= MAX_OFFSET_LIMIT:
         raise UsageError(f"--max_offset={FLAGS.max_offset} must be in 1..{MAX_OFFSET_LIMIT}")
     if not 1 <= FLAGS.window_step <= WINDOW_STEP_LIMIT:
@@ -87,7 +97,8 @@ def config_from_flags():
     for name in ("json", "csv", "plot"):
         if getattr(FLAGS, name):
             check_output_file(name, getattr(FLAGS, name))
-    return SyncCheckConfig(video=FLAGS.video, checkpoint_dir=FLAGS.checkpoint_dir,
+    return SyncCheckConfig(video=FLAGS.video, audio=FLAGS.audio or "",
+                           checkpoint_dir=FLAGS.checkpoint_dir,
                            checkpoint=FLAGS.checkpoint or "",
                            max_offset=FLAGS.max_offset, window_step=FLAGS.window_step,
                            segment_seconds=FLAGS.segment_seconds,
@@ -171,7 +182,7 @@ def check_video(path, model, config):
 
     began = time.monotonic()
     inputs = prepare_video(path, config.max_offset, model.tracker, model.speech,
-                           window_step=config.window_step)
+                           window_step=config.window_step, audio_path=config.audio or None)
     distances = sync.offset_distances(model.embedders, inputs)
     result = sync.summarize(distances, inputs.offsets, inputs.fps, model.thresholds,
                             config.window_step)
@@ -185,16 +196,17 @@ def check_video(path, model, config):
 
 
 def describe(result):
-    """One line: best offset, confidence, minimum distance, windows, verdict."""
+    """One line: best offset, confidence, evidence, minimum distance, windows, verdict."""
     return (f"best offset {result.best_offset_frames:+d} frames ({result.best_offset_ms:+.0f} ms;"
-            f" + = audio late), confidence {result.confidence:.2f}, minimum distance "
+            f" + = audio late), confidence {result.confidence:.2f}, evidence "
+            f"{result.evidence:.2f}, minimum distance "
             f"{result.min_distance:.2f}, {result.num_windows} windows ({result.complete_windows} "
             f"at every offset): {result.verdict}")
 
 
 def table_lines(rows):
     """The folder table: one line per video (checked or not)."""
-    lines = [f"{'video':<40} {'frames':>6} {'ms':>6} {'min dist':>9} {'conf':>7} "
+    lines = [f"{'video':<40} {'frames':>6} {'ms':>6} {'min dist':>9} {'conf':>7} {'evid':>6} "
              f"{'windows':>7}  verdict"]
     for row in rows:
         name = Path(row["video"]).name[:40]
@@ -204,7 +216,7 @@ def table_lines(rows):
         result = row["result"]
         lines.append(f"{name:<40} {result.best_offset_frames:>+6d} {result.best_offset_ms:>+6.0f} "
                      f"{result.min_distance:>9.2f} {result.confidence:>7.2f} "
-                     f"{result.num_windows:>7d}  {result.verdict}")
+                     f"{result.evidence:>6.2f} {result.num_windows:>7d}  {result.verdict}")
     return lines
 
 
@@ -267,7 +279,8 @@ def json_payload(rows, model, config, lse, recovery=(None, 0)):
         else:
             entry["reason"] = row["reason"]
         videos.append(entry)
-    return {"checkpoint": model.checkpoint, "max_offset_frames": config.max_offset,
+    return {"checkpoint": model.checkpoint, "audio": config.audio or None,
+            "max_offset_frames": config.max_offset,
             "window_step_frames": config.window_step,
             "thresholds": dataclasses.asdict(model.thresholds),
             "sign": "positive offset = audio late", "segment_seconds": config.segment_seconds,

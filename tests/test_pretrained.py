@@ -29,7 +29,8 @@ def test_the_model_folder_is_complete():
     assert saved.train.data_dir == ""
     assert not (MODEL / "best").exists()
     # its own verdict thresholds, measured for it (README, "Sync check")
-    assert read_thresholds(str(MODEL)).min_confidence == 12.9
+    thresholds = read_thresholds(str(MODEL))
+    assert (thresholds.min_evidence, thresholds.min_confidence) == (2.21, 0.0)
 
 
 def test_test_script_scores_demo_pairs_with_the_shipped_model(demo, tmp_path):

@@ -5,6 +5,7 @@ whole check end to end with a model trained here on a small demo dataset (2 epoc
 synthetic videos, about a minute and a half on a 2-core CPU): it must recover audio shifts
 of -200..+200 ms of an unseen demo speaker within one frame.
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -143,6 +144,9 @@ def test_summary_confidence_verdicts_segments_and_lse():
     assert sync.verdict(-6, 2.0, 1.0, FPS, thresholds) == "out of sync by -200 ms (audio early)"
     assert sync.verdict(3, 0.5, 1.0, FPS, thresholds) == sync.CANNOT_TELL
     assert sync.verdict(3, 2.0, 0.4, FPS, thresholds) == sync.CANNOT_TELL
+    asking = dataclasses.replace(thresholds, min_evidence=2.0)
+    assert sync.verdict(0, 2.0, 1.0, FPS, asking, evidence=1.9) == sync.CANNOT_TELL
+    assert sync.verdict(0, 2.0, 1.0, FPS, asking, evidence=2.0) == sync.IN_SYNC
     starts = np.arange(10) * 3  # windows every 0.1 s: 0.0 .. 0.9 s
     segments = sync.segment_results(distances, starts, offsets, FPS, 0.5)
     assert [(a, b, r.num_windows) for a, b, r in segments] == [(0.0, 0.5, 5), (0.5, 1.0, 5)]
@@ -153,6 +157,29 @@ def test_summary_confidence_verdicts_segments_and_lse():
     other = sync.summarize(np.tile([3.0, 1.0, 3.0, 3.0, 3.0, 3.0, 3.0], (3, 1)), offsets, FPS)
     lse = sync.lse_metrics([result, other])
     assert lse == {"lse_d": pytest.approx(1.75), "lse_c": pytest.approx(2.5), "videos": 2}
+
+
+def test_evidence_counts_how_consistently_the_windows_prefer_the_best_offset():
+    rng = np.random.default_rng(0)
+    steady = 5.0 + rng.normal(scale=0.5, size=(90, 7))
+    steady[:, 4] -= 1.0  # every window prefers offset index 4 by about 1
+    clear = sync.peak_evidence(steady, 4)
+    # a = median - distance at the best: mean about 1, sd about 0.7, 90 windows a frame
+    # apart = 10 independent ones, so about 1 / 0.7 * sqrt(10)
+    assert 3.0 < clear < 6.5
+    # the same advantage carried by one window in nine: as large on average, far less sure
+    lucky = 5.0 + rng.normal(scale=0.5, size=(90, 7))
+    lucky[::9, 4] -= 9.0
+    assert sync.offset_curve(lucky)[4] == pytest.approx(sync.offset_curve(steady)[4], abs=0.3)
+    assert sync.peak_evidence(lucky, 4) < clear / 2
+    # windows 3 frames apart overlap less: a third as many count as many independent ones
+    assert sync.peak_evidence(steady[::3], 4, window_step=3) == pytest.approx(
+        clear, rel=0.25)
+    edges = steady.copy()
+    edges[:5, 4] = np.nan  # not measured at the best offset: left out, not an error
+    assert np.isfinite(sync.peak_evidence(edges, 4))
+    assert sync.peak_evidence(steady[:1], 4) == 0.0
+    assert sync.summarize(steady, np.arange(-3, 4), FPS).evidence == pytest.approx(clear)
 
 
 def test_shift_recovery_counts_absolute_relative_and_originals():
@@ -171,6 +198,9 @@ def test_a_model_folder_may_carry_its_own_thresholds(tmp_path):
     path = tmp_path / sync.THRESHOLDS_NAME
     path.write_text(json.dumps({"min_confidence": 12.5, "note": "measured on ..."}))
     assert sync.read_thresholds(str(tmp_path)) == sync.VerdictThresholds(min_confidence=12.5)
+    path.write_text(json.dumps({"min_confidence": 0, "min_evidence": 2.21}))
+    assert sync.read_thresholds(str(tmp_path)) == sync.VerdictThresholds(min_confidence=0,
+                                                                         min_evidence=2.21)
     for bad in ("[1, 2]", '{"min_confidence": "high"}', '{"min_windows": 20}', "{"):
         path.write_text(bad)
         with pytest.raises(ValueError, match=sync.THRESHOLDS_NAME):
@@ -217,6 +247,18 @@ def test_video_without_audio_is_one_error_line(blank_model, tmp_path):
     video = grey_video(tmp_path / "mute.mp4", audio=False)
     line = one_error_line(run_sync(f"--video={video}", f"--checkpoint_dir={blank_model}"))
     assert "no audio stream" in line and "mute.mp4" in line
+
+
+def test_unusable_audio_file_is_one_error_line(blank_model, tmp_path):
+    video = grey_video(tmp_path / "clip.mp4")
+    mute = grey_video(tmp_path / "mute.mp4", audio=False)
+    line = one_error_line(run_sync(f"--video={video}", f"--audio={mute}",
+                                   f"--checkpoint_dir={blank_model}"))
+    assert "mute.mp4: no audio stream" in line
+    line = one_error_line(run_sync(f"--video={video}", f"--audio={tmp_path / 'none.wav'}"))
+    assert "--audio=" in line and "is not a file" in line
+    line = one_error_line(run_sync(f"--video={tmp_path}", f"--audio={video}"))
+    assert "one --video file" in line
 
 
 def test_a_folder_of_which_no_video_can_be_checked_names_each(blank_model, tmp_path):
@@ -291,8 +333,8 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
             "unshifted copy, 1/1 unshifted within +/-1 frame") in result.stdout
     payload = json.loads(report.read_text())
     assert payload["window_step_frames"] == 1
-    assert payload["thresholds"] == {"min_confidence": 8.0, "in_sync_frames": 1,
-                                     "min_seconds": 2.0}
+    assert payload["thresholds"] == {"min_confidence": 8.0, "min_evidence": 0.0,
+                                     "in_sync_frames": 1, "min_seconds": 2.0}
     videos = {Path(v["video"]).name: v for v in payload["videos"]}
     assert videos["mute.mp4"]["status"] == "skipped"
     for offset in OFFSETS_MS:
@@ -300,15 +342,28 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
         expected = round(offset * FPS / 1000.0)
         assert abs(found["best_offset_frames"] - expected) <= 1, (offset, found)
         assert found["num_windows"] >= 20 and found["confidence"] > 0
+        assert found["evidence"] > 0
         assert found["verdict"] == sync.verdict(found["best_offset_frames"],
                                                 found["confidence"],
-                                                found["num_windows"] / FPS, FPS)
+                                                found["num_windows"] / FPS, FPS,
+                                                evidence=found["evidence"])
     assert videos["speaker30_audio+0ms.mp4"]["verdict"] in (sync.IN_SYNC, sync.CANNOT_TELL)
     assert payload["lse"]["videos"] == len(OFFSETS_MS)
     assert payload["shift_recovery"]["copies"] == payload["shift_recovery"]["absolute"] == 5
     assert payload["shift_copies_not_checked"] == 0
     assert (tmp_path / "sync.csv").read_text().count("\n") == len(OFFSETS_MS) + 2
     assert (tmp_path / "sync.png").stat().st_size > 0
+
+
+def test_the_lips_are_compared_with_another_files_audio(demo_model, shifted_demo, tmp_path):
+    report = tmp_path / "other.json"
+    late = shifted_demo / "speaker30_audio+200ms.mp4"
+    result = run_sync(f"--video={shifted_demo / 'speaker30_audio+0ms.mp4'}", f"--audio={late}",
+                      f"--checkpoint_dir={demo_model}", f"--json={report}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads(report.read_text())
+    assert payload["audio"] == str(late)
+    assert abs(payload["videos"][0]["best_offset_frames"] - 6) <= 1  # the other file's 200 ms
 
 
 def test_a_damaged_shifted_copy_is_named_and_counted_apart(demo_model, shifted_demo,

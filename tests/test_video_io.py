@@ -5,7 +5,8 @@ import av
 import numpy as np
 import pytest
 
-from avprep.video_io import DecodeError, decode_video, nearest_frame_indices, write_video
+from avprep.video_io import (DecodeError, decode_audio, decode_video, nearest_frame_indices,
+                              write_video)
 
 
 def _numbered_frames(count, height=64, width=96):
@@ -109,6 +110,23 @@ def test_audio_only_file_has_no_video(tmp_path):
     _write_audio_only(path, _tone(0.5))
     with pytest.raises(DecodeError, match="no video stream"):
         decode_video(path)
+
+
+def test_decode_audio_reads_a_video_as_decode_video_does_and_an_audio_only_file(tmp_path):
+    video = tmp_path / "clip.mp4"
+    write_video(video, _numbered_frames(30), 30.0, audio=_tone(1.0))
+    np.testing.assert_array_equal(decode_audio(video), decode_video(video).audio)
+    assert decode_audio(video, max_seconds=0.5).size == 8000
+    speech = tmp_path / "speech.m4a"
+    _write_audio_only(speech, _tone(0.5))
+    sound = decode_audio(speech)
+    assert abs(sound.size - 8000) <= 1024 and np.abs(sound).max() > 0.3
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, _numbered_frames(10), 30.0)
+    with pytest.raises(DecodeError, match="no audio stream"):
+        decode_audio(silent)
+    with pytest.raises(DecodeError, match="no such file"):
+        decode_audio(tmp_path / "absent.m4a")
 
 
 def test_bad_frames_are_rejected(tmp_path):

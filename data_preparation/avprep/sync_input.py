@@ -28,7 +28,7 @@ from avprep import pairs
 from avprep.mouth_tracking import MouthTracker
 from avprep.records import FPS
 from avprep.speech_features import SpeechFeatureConfig, speech_features
-from avprep.video_io import DecodeError, decode_video
+from avprep.video_io import DecodeError, decode_audio, decode_video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,18 +177,28 @@ def needed_seconds(max_offset, fps=FPS):
 
 
 def prepare_video(path, max_offset, tracker=None, speech_config=SpeechFeatureConfig(),
-                  fps=FPS, window_step=1):
+                  fps=FPS, window_step=1, audio_path=None):
     """Decodes and tracks the video at `path` and returns its SyncInputs (windows one every
     `window_step` frames).
+
+    audio_path: another file (video or audio) whose audio is compared with these lips
+    instead of the video's own, cut to the video's length (None: the video's own).
 
     tracker: the MouthTracker with the crop rule the model was trained with (a new
     reference-rule tracker when None). Raises ValueError, with the reason, for a file that
     cannot be decoded, has no audio, shows no face, or gives no usable window.
     """
     try:
-        decoded = decode_video(path, fps=fps, sample_rate=speech_config.sample_rate)
+        decoded = decode_video(path, fps=fps, sample_rate=speech_config.sample_rate,
+                               need_audio=audio_path is None)
     except DecodeError as error:
         raise ValueError(f"{path}: {error}") from None
+    if audio_path is not None:
+        try:
+            decoded = dataclasses.replace(decoded, audio=decode_audio(
+                audio_path, speech_config.sample_rate, max_seconds=decoded.duration))
+        except DecodeError as error:
+            raise ValueError(f"{audio_path}: {error}") from None
     if decoded.audio.size < speech_config.frame_samples:
         raise ValueError(f"{path}: the audio stream holds no sound to compare with the lips")
     track = (tracker or MouthTracker()).track(decoded.frames)

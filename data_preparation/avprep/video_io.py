@@ -76,12 +76,7 @@ def decode_video(path, fps=FPS, sample_rate=SAMPLE_RATE, need_audio=True, max_fr
     video, or without audio when need_audio is True.
     """
     path = Path(path)
-    _check_file(path)
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as error:
-        raise DecodeError(f"cannot open: {_message(error)}") from None
-    with container:
+    with _opened(path) as container:
         if not container.streams.video:
             raise DecodeError("no video stream")
         has_audio = bool(container.streams.audio)
@@ -103,6 +98,23 @@ def decode_video(path, fps=FPS, sample_rate=SAMPLE_RATE, need_audio=True, max_fr
                                   None if max_frames is None else count / fps)
     return DecodedVideo(frames=frames, audio=audio, fps=float(fps), sample_rate=int(sample_rate),
                         source_fps=source_fps, duration=count / float(fps))
+
+
+def decode_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None):
+    """Mono float32 (S,) audio of `path`, a video or an audio-only file, at `sample_rate`.
+
+    Sample 0 is at the start of the file's video stream when it has one (as decode_video puts
+    it), else at the start of its audio. max_seconds, when given, keeps only that much.
+    Raises DecodeError for a missing, empty, unreadable or corrupt file, or one without audio.
+    """
+    path = Path(path)
+    with _opened(path) as container:
+        if not container.streams.audio:
+            raise DecodeError("no audio stream")
+        timed = container.streams.video or container.streams.audio
+        stream = timed[0]
+        origin = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    return _decode_audio(path, sample_rate, origin, max_seconds)
 
 
 def write_video(path, frames, fps, audio=None, sample_rate=SAMPLE_RATE, codec="libx264"):
@@ -133,6 +145,15 @@ def write_video(path, frames, fps, audio=None, sample_rate=SAMPLE_RATE, codec="l
         _encode_video(container, video_stream, frames)
         if audio_stream is not None:
             _encode_audio(container, audio_stream, audio)
+
+
+def _opened(path):
+    """The PyAV container of `path` (Path); DecodeError for a missing, empty or unreadable file."""
+    _check_file(path)
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise DecodeError(f"cannot open: {_message(error)}") from None
 
 
 def _check_file(path):
