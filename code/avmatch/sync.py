@@ -35,16 +35,16 @@ how consistently the windows agree on it, and a few windows can make a high one 
 
 Verdict (VerdictThresholds): "cannot tell" when the usable windows' starts cover less than
 `min_seconds` of video (W * window_step / fps), the confidence is below `min_confidence` or
-the evidence below `min_evidence`; else "in sync" when the best offset is within `in_sync_frames` (one
-frame, the method's resolution; 33 ms also lies within EBU R37's tolerance of 40 ms audio
-early / 60 ms audio late, two frames would not); else "out of sync by N ms" (signed: + =
-audio late). The defaults were measured with a model trained like the shipped one, windows
-every 0.1 s (README, "Reading the confidence"; evaluation/SYNC_EXPERIMENTS.md): with the
-audio of *another* video, 14 of 14 checks of held-out speakers gave a confidence below 8
-or fewer than 20 windows (2 s), and so do the checks that failed at the edge of the search
-range (confidence 1.4 to 5.0), while the correct audio of held-out speakers gave a median
-confidence of 12.5. They belong to one model's distance scale: a model folder may carry
-its own, measured for it (read_thresholds).
+the evidence below `min_evidence`; else "in sync" when the best offset is within
+`in_sync_frames` (one frame, the method's resolution; 33 ms also lies within EBU R37's
+tolerance of 40 ms audio early / 60 ms audio late, two frames would not); else "out of sync
+by N ms" (signed: + = audio late). The defaults were measured with a model trained like the
+shipped one, windows every 0.1 s (README, "Reading the confidence and the evidence";
+evaluation/SYNC_EXPERIMENTS.md): with the audio of *another* video, 14 of 14 checks of
+held-out speakers gave a confidence below 8 or fewer than 20 windows (2 s), and so do the
+checks that failed at the edge of the search range (confidence 1.4 to 5.0), while the
+correct audio of held-out speakers gave a median confidence of 12.5. They belong to one
+model's distance scale: a model folder may carry its own, measured for it (read_thresholds).
 
 Lip-sync metrics of talking-face generation papers, over a set of videos (lse_metrics):
   LSE-D  mean over videos of the minimum distance (lower = lips and audio match better);
@@ -115,8 +115,9 @@ class SyncResult:
 
     offsets: int (K,) video frames; mean_distances: float (K,) per offset, averaged over the
     windows (offset_curve); best_offset_frames: int; best_offset_ms: float; min_distance,
-    confidence, evidence: float (peak_evidence); num_windows: int, windows used; complete_windows: int, of them those
-    measured at every offset; verdict: str; fps: frame rate of the offsets.
+    confidence, evidence: float (peak_evidence); num_windows: int, windows used;
+    complete_windows: int, of them those measured at every offset; verdict: str; fps: frame
+    rate of the offsets.
     """
     offsets: np.ndarray
     mean_distances: np.ndarray
