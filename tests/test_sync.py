@@ -352,6 +352,8 @@ def test_demo_model_recovers_each_shift_within_one_frame(demo_model, shifted_dem
     assert payload["shift_recovery"]["copies"] == payload["shift_recovery"]["absolute"] == 5
     assert payload["shift_copies_not_checked"] == 0
     assert (tmp_path / "sync.csv").read_text().count("\n") == len(OFFSETS_MS) + 2
+    header = (tmp_path / "sync.csv").read_text().splitlines()[0].split(",")
+    assert header[header.index("confidence") + 1] == "evidence"
     assert (tmp_path / "sync.png").stat().st_size > 0
 
 

@@ -72,8 +72,8 @@ def _holds_moving_averages(path):
 
 def restore_towers(path, instance, averages=None):
     """Loads the towers (and, if given, the weight averages) of checkpoint `path`;
-    CheckpointError when it does not exist, its files are damaged, do not hold these towers or, with
-    `averages`, hold no weight averages."""
+    CheckpointError when it does not exist, its files are damaged, do not hold these towers
+    or, with `averages`, hold no weight averages."""
     if not tf.io.gfile.exists(path + ".index"):
         raise CheckpointError(f"no checkpoint {path} ({path}.index does not exist; a "
                               "checkpoint is named by its prefix, e.g. RUN/ckpt-3)")
